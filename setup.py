@@ -1,0 +1,29 @@
+"""Install the toolkit: `pip install -e .` (see README for the full set-up)."""
+
+from setuptools import setup
+
+TOOLS = [
+    "generate", "bench", "align", "invert", "download", "interpolate",
+    "train_stylegan", "train_encoder", "evaluate",
+]
+
+setup(
+    name="stylegan-morph",
+    version="0.1.0",
+    description="StyleGAN2 inversion (e4e) and face morph videos, on CPU or GPU",
+    python_requires=">=3.10",
+    packages=["stylegan", "stylegan.ops", "stylegan.convert", "stylegan.training",
+              "encoders", "pretrained", "tools"],
+    package_data={
+        "stylegan.ops": ["*.cu", "*.cpp", "*.h"],
+        "pretrained": ["weights/*.pt", "examples/*"],
+    },
+    install_requires=[
+        "torch>=2.1", "torchvision", "numpy", "pillow", "dlib-bin", "face_recognition_models",
+        "imageio", "imageio-ffmpeg", "ninja", "gdown", "tqdm",
+    ],
+    extras_require={"test": ["pytest"], "train": ["matplotlib"]},
+    entry_points={
+        "console_scripts": [f"sgm-{t.replace('_', '-')}=tools.{t}:main" for t in TOOLS],
+    },
+)
