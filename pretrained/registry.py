@@ -1,0 +1,242 @@
+"""A registry of known pretrained weights, built from data.
+
+Each file we know how to fetch is one frozen :class:`WeightSpec`: where it
+comes from (URL, Google Drive id, mirrors), what it must look like on disk
+(size in bytes, full sha256) and under which licence it was published. Code
+that needs weights asks for them by name::
+
+    >>> from pretrained import get_spec, list_pretrained
+    >>> get_spec("stylegan2-ffhq-config-f").size
+    132729083
+    >>> [s.name for s in list_pretrained("e4e-*")]
+    ['e4e-ffhq']
+
+Downloading and verifying lives in :mod:`pretrained.download`; this module
+holds data only and never touches the network or the disk.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from stylegan.errors import UserError
+
+__all__ = [
+    "KINDS",
+    "WeightSpec",
+    "list_pretrained",
+    "get_spec",
+    "register",
+    "unregister",
+]
+
+#: Checkpoint layouts the loaders understand.
+#:  - "e4e": encoder + StyleGAN2 decoder in one ``.pt`` (omertov/encoder4editing)
+#:  - "stylegan2-rosinality": ``{g_ema, latent_avg}`` ``.pt`` (rosinality/stylegan2-pytorch)
+#:  - "stylegan2-nvidia-pkl": NVIDIA stylegan2-ada-pytorch pickle (read with a restricted unpickler)
+#:  - "toolkit": our own ``{config, state_dict, metadata}`` files
+KINDS: tuple[str, ...] = ("e4e", "stylegan2-rosinality", "stylegan2-nvidia-pkl", "toolkit")
+
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeightSpec:
+    """Everything needed to fetch, verify and attribute one weights file.
+
+    Args:
+        name: Registry key, e.g. ``"e4e-ffhq"`` (letters, digits, ``.``, ``_``, ``-``).
+        kind: Checkpoint layout, one of :data:`KINDS`.
+        filename: File name in the cache dir (a bare name, no folders).
+        size: Exact size in bytes, or None when unknown.
+        sha256: Full lowercase hex sha256, or None when unknown. A file without a
+            sha256 cannot be verified; :func:`pretrained.download` warns about it.
+        url: Primary HTTP(S) URL, if any.
+        gdrive_id: Google Drive file id, if any (fetched with ``gdown``).
+        mirrors: Further HTTP(S) URLs, tried in order after ``url`` and Drive.
+        license: Licence of the weights, short form.
+        source: Project that published the weights (a URL).
+        description: One line for humans.
+        local_path: For weights shipped inside this package: a path relative to
+            the ``pretrained`` package folder. Such entries never download.
+    """
+
+    name: str
+    kind: str
+    filename: str
+    size: int | None
+    sha256: str | None
+    url: str | None = None
+    gdrive_id: str | None = None
+    mirrors: tuple[str, ...] = ()
+    license: str
+    source: str
+    description: str = ""
+    local_path: str | None = None
+
+    def __post_init__(self) -> None:
+        # Catch registry typos at import time rather than after a 1 GB download.
+        if not _NAME_RE.fullmatch(self.name):
+            raise ValueError(f"bad weight name {self.name!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"{self.name}: kind {self.kind!r} is not one of {KINDS}")
+        # The file name is joined onto the cache dir, so it must not escape it.
+        if (not self.filename or PurePosixPath(self.filename).name != self.filename
+                or "\\" in self.filename or self.filename in (".", "..")):
+            raise ValueError(f"{self.name}: filename must be a bare file name, got {self.filename!r}")
+        if self.size is not None and (not isinstance(self.size, int) or self.size <= 0):
+            raise ValueError(f"{self.name}: size must be a positive int or None")
+        if self.sha256 is not None and not _SHA256_RE.fullmatch(self.sha256):
+            raise ValueError(f"{self.name}: sha256 must be 64 lowercase hex digits or None")
+        # Accept any iterable of mirrors but store a tuple so the spec stays hashable.
+        object.__setattr__(self, "mirrors", tuple(self.mirrors))
+        for u in (self.url, *self.mirrors):
+            if u is not None and not u.startswith(("http://", "https://")):
+                raise ValueError(f"{self.name}: only http(s) URLs are supported, got {u!r}")
+        if self.local_path is not None:
+            p = PurePosixPath(self.local_path)
+            if p.is_absolute() or ".." in p.parts:
+                raise ValueError(f"{self.name}: local_path must be relative to the package")
+            if self.sha256 is None:
+                # We ship these files, so we always know their hash.
+                raise ValueError(f"{self.name}: a packaged file needs a sha256")
+        elif not self.sources:
+            raise ValueError(f"{self.name}: needs a url, gdrive_id, mirrors or local_path")
+
+    @property
+    def drive_url(self) -> str | None:
+        """The browser link for ``gdrive_id`` (what a user would open by hand)."""
+        if self.gdrive_id is None:
+            return None
+        return f"https://drive.google.com/uc?id={self.gdrive_id}"
+
+    @property
+    def sources(self) -> tuple[tuple[str, str], ...]:
+        """Download sources in the order they are tried.
+
+        Returns:
+            ``(kind, locator)`` pairs, kind ``"http"`` (locator is a URL) or
+            ``"gdrive"`` (locator is the Drive file id).
+        """
+        out: list[tuple[str, str]] = []
+        if self.url:
+            out.append(("http", self.url))
+        if self.gdrive_id:
+            out.append(("gdrive", self.gdrive_id))
+        out.extend(("http", m) for m in self.mirrors)
+        return tuple(out)
+
+    @property
+    def manual_url(self) -> str | None:
+        """The first link a person can open in a browser to get the file."""
+        return self.url or self.drive_url or (self.mirrors[0] if self.mirrors else None)
+
+
+# Sizes and hashes: /work/shared/CHECKPOINTS.md section 4. None of the original
+# projects publishes a checksum; the two sha256 values below were taken from a
+# public mirror and have not been checked against the Drive copies. If Drive
+# serves different bytes the download is refused, which is the safe failure.
+_BUILTIN: tuple[WeightSpec, ...] = (
+    WeightSpec(
+        name="e4e-ffhq",
+        kind="e4e",
+        filename="e4e_ffhq_encode.pt",
+        size=1_201_649_680,
+        sha256="2ace1d9a8c05c10a399bcd500b8dda118f759ff1aac89dbdab7435f2136a0999",
+        gdrive_id="1cUv_reLE6k3604or78EranS7XzuVMWeO",
+        license="MIT (e4e); decoder: NVIDIA Source Code License-NC",
+        source="https://github.com/omertov/encoder4editing",
+        description="e4e IR-SE50 encoder + StyleGAN2 FFHQ 1024 decoder in one file",
+    ),
+    WeightSpec(
+        name="stylegan2-ffhq-config-f",
+        kind="stylegan2-rosinality",
+        filename="stylegan2-ffhq-config-f.pt",
+        size=132_729_083,
+        sha256="d0d7c5e71531c816b8cf01037393ee4fb65ed09dcb6434cc0197771e3051199b",
+        gdrive_id="1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT",
+        license="NVIDIA Source Code License-NC",
+        source="https://github.com/rosinality/stylegan2-pytorch",
+        description="StyleGAN2 config-f FFHQ 1024 generator, converted by rosinality",
+    ),
+    WeightSpec(
+        name="stylegan2-ada-ffhq",
+        kind="stylegan2-nvidia-pkl",
+        filename="ffhq.pkl",
+        # About 382 MB, but nobody has recorded the exact size or hash yet: the
+        # download is accepted unverified (with a warning that prints both).
+        size=None,
+        sha256=None,
+        url="https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/ffhq.pkl",
+        license="NVIDIA Source Code License-NC",
+        source="https://github.com/NVlabs/stylegan2-ada-pytorch",
+        description="NVIDIA StyleGAN2-ADA FFHQ 1024 pickle (G, D, G_ema)",
+    ),
+)
+
+_REGISTRY: dict[str, WeightSpec] = {s.name: s for s in _BUILTIN}
+
+
+def list_pretrained(pattern: str = "*") -> list[WeightSpec]:
+    """Known weights whose name matches a shell-style pattern.
+
+    Args:
+        pattern: ``fnmatch`` pattern on the name, e.g. ``"stylegan2-*"``.
+
+    Returns:
+        Matching specs, sorted by name.
+    """
+    return [s for n, s in sorted(_REGISTRY.items()) if fnmatch.fnmatchcase(n, pattern)]
+
+
+def get_spec(name: str) -> WeightSpec:
+    """Look up one weights file by name.
+
+    Args:
+        name: Registry key, e.g. ``"e4e-ffhq"``.
+
+    Returns:
+        Its :class:`WeightSpec`.
+
+    Raises:
+        UserError: The name is unknown; the message lists the known names.
+    """
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise UserError(f"unknown pretrained model {name!r}; known: {known}") from None
+
+
+def register(spec: WeightSpec, *, replace: bool = False) -> WeightSpec:
+    """Add a weights file to the registry (e.g. a default model shipped in the package).
+
+    Args:
+        spec: The entry to add.
+        replace: Allow overwriting an existing entry of the same name.
+
+    Returns:
+        ``spec``, so it can be used as ``SPEC = register(WeightSpec(...))``.
+
+    Raises:
+        ValueError: The name is taken and ``replace`` is False (a programming error).
+    """
+    if not isinstance(spec, WeightSpec):
+        raise TypeError(f"expected a WeightSpec, got {type(spec).__name__}")
+    if spec.name in _REGISTRY and not replace and _REGISTRY[spec.name] != spec:
+        raise ValueError(f"pretrained model {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    """Remove an entry (used by tests that register temporary specs).
+
+    Args:
+        name: Registry key; unknown names are ignored.
+    """
+    _REGISTRY.pop(name, None)
