@@ -112,7 +112,7 @@ class WeightSpec:
         """The browser link for ``gdrive_id`` (what a user would open by hand)."""
         if self.gdrive_id is None:
             return None
-        return f"https://drive.google.com/uc?id={self.gdrive_id}"
+        return f"https://drive.google.com/file/d/{self.gdrive_id}/view"
 
     @property
     def sources(self) -> tuple[tuple[str, str], ...]:
