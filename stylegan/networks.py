@@ -74,7 +74,7 @@ class MappingNetwork(nn.Module):
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
         if update_w_avg_beta is not None:  # training: track the mean w for truncation
-            self.w_avg.copy_(x.detach().mean(0).lerp(self.w_avg, update_w_avg_beta))
+            self.w_avg.copy_(x.detach().float().mean(0).lerp(self.w_avg, update_w_avg_beta))
         ws = x.unsqueeze(1).repeat(1, self.num_ws, 1)  # [B, num_ws, w_dim]
         if truncation_psi != 1:
             cutoff = self.num_ws if truncation_cutoff is None else truncation_cutoff

@@ -1,0 +1,147 @@
+"""Train an e4e encoder for a generator, or encoder + generator jointly as an autoencoder.
+
+This is the tool that made the embedded default model (see README, "The default model").
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+EPILOG = """examples:
+  # the embedded default model (64 px, joint autoencoder, ~2 h on 2 CPU cores):
+  python tools/train_encoder.py --data ../shared/data/train-faces --new-generator 64 \\
+      --g-channels 256,256,256,128,64 --w-dim 256 --mapping-layers 4 \\
+      --enc-widths 32,64,128,256 --enc-units 2,2,3,2 --joint --minutes 110 --run runs/default
+
+  # an encoder for an existing generator, with synthetic pairs:
+  python tools/train_encoder.py --data faces/ --generator G.pt --synthetic-fraction 0.5 --run runs/enc
+
+  # resume a run (same command; the state in --run is picked up), then export:
+  python tools/train_encoder.py ... --run runs/default
+  python tools/train_encoder.py --export runs/default/best.pt pretrained/weights/default.pt --fp16
+"""
+
+
+def _ints(s: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in s.split(","))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", nargs="+", help="folders of aligned face images (recursive)")
+    p.add_argument("--run", default="runs/encoder", help="run directory for logs, samples and checkpoints")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--generator", help="a generator file to train the encoder for (any supported format)")
+    g.add_argument("--new-generator", type=int, metavar="RES", help="start a new generator at this resolution")
+    p.add_argument("--g-channels", type=_ints, help="new generator: channels per resolution 4..RES")
+    p.add_argument("--w-dim", type=int, default=512, help="new generator: z and w width (default 512)")
+    p.add_argument("--mapping-layers", type=int, default=8, help="new generator: mapping depth (default 8)")
+    p.add_argument("--enc-widths", type=_ints, default=(64, 128, 256, 512), help="IR-SE stage widths")
+    p.add_argument("--enc-units", type=_ints, default=(3, 4, 14, 3), help="IR-SE units per stage (IR-SE50)")
+    p.add_argument("--enc-input", type=int, help="encoder input size (default: the generator resolution, min 32)")
+    p.add_argument("--joint", action="store_true", help="train the generator too (autoencoder)")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--g-lr", type=float, default=2e-3)
+    p.add_argument("--delta-weight", type=float, default=2e-4, help="e4e delta regularisation weight")
+    p.add_argument("--lap-weight", type=float, default=1.0, help="Laplacian-pyramid L1 weight")
+    p.add_argument("--synthetic-fraction", type=float, default=0.0, help="share of each batch made by G with known w")
+    p.add_argument("--steps", type=int, default=100000, help="stop after this many steps")
+    p.add_argument("--minutes", type=float, help="stop after this much training time (resumes count)")
+    p.add_argument("--val-count", type=int, default=256, help="validation images (held-out identities)")
+    p.add_argument("--val-fraction", type=float, default=0.05, help="share of identities held out (default 0.05)")
+    p.add_argument("--val-every", type=int, default=200)
+    p.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is the default on CPU)")
+    p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--export", nargs=2, metavar=("MODEL", "OUT"), help="re-save a model file (e.g. best.pt) and stop")
+    p.add_argument("--fp16", action="store_true", help="with --export: store weights as float16 (half the size)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from stylegan.errors import UserError
+
+    try:
+        return _run(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; the last checkpoint in the run directory is intact", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from encoders.e4e import EncoderConfig, Encoder4Editing
+    from encoders.training import EncoderTrainConfig, train_encoder
+    from stylegan import Generator, GeneratorConfig, load_generator
+    from stylegan.errors import UserError
+    from stylegan.training.dataset import ImageSet, list_images, load_images, read_identity_labels, split_by_identity
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.export:
+        from encoders.export import export_model
+
+        size = export_model(args.export[0], args.export[1], fp16=args.fp16)
+        print(f"wrote {args.export[1]} ({size / 1e6:.1f} MB)")
+        return 0
+    if not args.data:
+        raise UserError("--data is required (folders of aligned faces)")
+    if args.generator:
+        G = load_generator(args.generator).train().requires_grad_(True)
+    elif args.new_generator:
+        res = args.new_generator
+        if args.g_channels:
+            gcfg = GeneratorConfig(res, args.g_channels, z_dim=args.w_dim, w_dim=args.w_dim,
+                                   mapping_layers=args.mapping_layers)
+        else:
+            gcfg = GeneratorConfig.from_channel_base(res, z_dim=args.w_dim, w_dim=args.w_dim,
+                                                     mapping_layers=args.mapping_layers)
+        torch.manual_seed(args.seed)
+        G = Generator(gcfg)
+    else:
+        raise UserError("give --generator PATH or --new-generator RES")
+    res = G.img_resolution
+    ecfg = EncoderConfig(num_ws=G.num_ws, w_dim=G.w_dim, input_size=args.enc_input or max(32, res),
+                         stage_widths=args.enc_widths, stage_units=args.enc_units,
+                         se_reduction=min(16, min(args.enc_widths)))
+    E = Encoder4Editing(ecfg)
+
+    files, ids = [], {}
+    for d in args.data:
+        files += list_images(d)
+        ids.update(read_identity_labels(Path(d)))
+    train_files, val_files = split_by_identity(files, val_fraction=args.val_fraction, id_map=ids,
+                                              max_val=args.val_count)
+    if not val_files or not train_files:
+        raise UserError(f"{len(files)} images are too few to hold out a validation set; "
+                        "add images or raise --val-fraction")
+    print(f"{len(train_files)} training and {len(val_files)} validation images "
+          f"(split by identity); generator {res}px, {G.num_ws} ws of {G.w_dim}")
+    cache = Path(args.run) / "cache"
+    train = ImageSet(load_images(train_files, res, cache))
+    val = ImageSet(load_images(val_files, res, cache))
+    known = {f.name for f in fields(EncoderTrainConfig)}
+    cfg = EncoderTrainConfig(**{k: v for k, v in dict(
+        batch_size=args.batch, lr=args.lr, g_lr=args.g_lr, joint=args.joint, delta_weight=args.delta_weight,
+        lap_weight=args.lap_weight, synthetic_fraction=args.synthetic_fraction, bf16=not args.no_bf16,
+        total_steps=args.steps, max_minutes=args.minutes, val_every=args.val_every,
+        sample_every=args.val_every, ckpt_every=args.val_every, seed=args.seed).items() if k in known})
+    meta = {"command": "python tools/train_encoder.py " + " ".join(sys.argv[1:]),
+            "data": [str(d) for d in args.data], "num_train": len(train_files), "num_val": len(val_files)}
+    best = train_encoder(G, E, train, val, args.run, cfg, meta=meta)
+    print(f"best model: {best}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Train a StyleGAN2 generator on a folder of aligned images (adversarial, non-saturating loss + R1).
+
+Logs losses to <run>/log.csv and <run>/losses.png, saves sample grids, keeps a
+resumable state and the best generator by pixel Fréchet distance at 16x16 on
+held-out images (<run>/best.pt, our generator format).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EPILOG = """examples:
+  python tools/train_stylegan.py --data faces/ --resolution 64 --minutes 120 --run runs/gan64
+  python tools/train_stylegan.py --data faces/ --resolution 128 --channel-base 4096 --channel-max 256 \\
+      --w-dim 256 --mapping-layers 4 --batch 16 --run runs/gan128
+  # resume: run the same command again; the state in --run is picked up
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", nargs="+", required=True, help="folders of images (recursive)")
+    p.add_argument("--run", default="runs/stylegan", help="run directory")
+    p.add_argument("--resolution", type=int, default=64, help="power of two, 4..1024 (default 64)")
+    p.add_argument("--channel-base", type=int, default=8192, help="channels = min(base // res, max)")
+    p.add_argument("--channel-max", type=int, default=256)
+    p.add_argument("--w-dim", type=int, default=256, help="z and w width")
+    p.add_argument("--mapping-layers", type=int, default=4)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--g-lr", type=float, default=2e-3)
+    p.add_argument("--d-lr", type=float, default=2e-3)
+    p.add_argument("--r1-gamma", type=float, default=1.0)
+    p.add_argument("--steps", type=int, default=100000)
+    p.add_argument("--minutes", type=float, help="stop after this much training time (resumes count)")
+    p.add_argument("--eval-every", type=int, default=500, help="score, sample and checkpoint every N steps")
+    p.add_argument("--eval-samples", type=int, default=512)
+    p.add_argument("--val-fraction", type=float, default=0.05)
+    p.add_argument("--val-count", type=int, default=512)
+    p.add_argument("--no-bf16", action="store_true", help="train in fp32")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from stylegan.errors import UserError
+
+    try:
+        return _run(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; the last checkpoint in the run directory is intact", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from stylegan import Generator, GeneratorConfig
+    from stylegan.errors import UserError
+    from stylegan.training.dataset import ImageSet, list_images, load_images, read_identity_labels, split_by_identity
+    from stylegan.training.discriminator import Discriminator
+    from stylegan.training.gan import GanTrainConfig, train_gan
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        gcfg = GeneratorConfig.from_channel_base(args.resolution, args.channel_base, args.channel_max,
+                                                 z_dim=args.w_dim, w_dim=args.w_dim,
+                                                 mapping_layers=args.mapping_layers)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    torch.manual_seed(args.seed)
+    G = Generator(gcfg)
+    D = Discriminator(args.resolution, args.channel_base, args.channel_max)
+    files, ids = [], {}
+    for d in args.data:
+        files += list_images(d)
+        ids.update(read_identity_labels(Path(d)))
+    train_files, val_files = split_by_identity(files, args.val_fraction, ids, max_val=args.val_count)
+    if not train_files or not val_files:
+        raise UserError(f"{len(files)} images are too few to hold out a validation set; raise --val-fraction")
+    print(f"{len(train_files)} training / {len(val_files)} validation images; G {sum(p.numel() for p in G.parameters())/1e6:.2f}M "
+          f"params, D {sum(p.numel() for p in D.parameters())/1e6:.2f}M")
+    cache = Path(args.run) / "cache"
+    train = ImageSet(load_images(train_files, args.resolution, cache))
+    val = ImageSet(load_images(val_files, args.resolution, cache))
+    cfg = GanTrainConfig(batch_size=args.batch, g_lr=args.g_lr, d_lr=args.d_lr, r1_gamma=args.r1_gamma,
+                         bf16=not args.no_bf16, total_steps=args.steps, max_minutes=args.minutes,
+                         eval_every=args.eval_every, sample_every=args.eval_every, ckpt_every=args.eval_every,
+                         eval_samples=args.eval_samples, seed=args.seed)
+    meta = {"command": "python tools/train_stylegan.py " + " ".join(sys.argv[1:] if argv_is_cli() else []),
+            "num_train": len(train_files), "num_val": len(val_files)}
+    best = train_gan(G, D, train, val, args.run, cfg, meta=meta)
+    print(f"best generator: {best}")
+    return 0
+
+
+def argv_is_cli() -> bool:
+    return Path(sys.argv[0]).name in ("train_stylegan.py", "sgm-train-stylegan")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
