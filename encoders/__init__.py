@@ -1,10 +1,16 @@
 """Encoders that map photos to StyleGAN latents, and the face alignment they need."""
 
+# Face alignment and image loading.
+from .align import FaceAligner, NoFaceError, align_face, detect_faces
+from .images import load_image
+
 # e4e encoder (IR-SE50) and its weights.
 from .e4e import Encoder4Editing, EncoderConfig
 from .loader import load_e4e, load_encoder, save_encoder
 
 __all__ = [
+    # Face alignment and image loading.
+    "FaceAligner", "NoFaceError", "align_face", "detect_faces", "load_image",
     # e4e encoder (IR-SE50) and its weights.
     "Encoder4Editing", "EncoderConfig", "load_encoder", "save_encoder", "load_e4e",
 ]

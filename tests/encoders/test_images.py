@@ -1,0 +1,213 @@
+"""Tests for encoders.images: every odd photo becomes 8-bit RGB or a one-line UserError."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from encoders.images import load_image, save_image_atomic
+from stylegan.errors import UserError
+
+FACES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "faces"
+
+
+def _gradient(width: int = 40, height: int = 30) -> np.ndarray:
+    """An RGB test pattern whose orientation is visible (no symmetry)."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    return np.stack([xs * 255 // (width - 1), ys * 255 // (height - 1), (xs + ys) % 256], -1).astype(np.uint8)
+
+
+def _assert_rgb8(img: Image.Image, size: tuple[int, int]) -> None:
+    assert img.mode == "RGB"
+    assert img.size == size
+    assert np.asarray(img).dtype == np.uint8
+
+
+def _assert_one_line_naming(err: pytest.ExceptionInfo, path: Path) -> None:
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert str(path) in msg
+
+
+def test_rgb_round_trip_keeps_pixels(tmp_path: Path) -> None:
+    arr = _gradient()
+    Image.fromarray(arr).save(tmp_path / "a.png")
+    img = load_image(tmp_path / "a.png")
+    _assert_rgb8(img, (40, 30))
+    assert np.array_equal(np.asarray(img), arr)
+
+
+def test_grayscale_becomes_rgb(tmp_path: Path) -> None:
+    grey = _gradient()[..., 0]
+    Image.fromarray(grey, "L").save(tmp_path / "g.png")
+    img = load_image(tmp_path / "g.png")
+    _assert_rgb8(img, (40, 30))
+    out = np.asarray(img)
+    for c in range(3):
+        assert np.array_equal(out[..., c], grey)
+
+
+def test_rgba_composited_on_white(tmp_path: Path) -> None:
+    rgba = np.zeros((10, 12, 4), np.uint8)
+    rgba[..., 0] = 200           # red everywhere
+    rgba[:, :6, 3] = 255         # left half opaque
+    rgba[:, 6:, 3] = 0           # right half fully transparent
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "t.png")
+    out = np.asarray(load_image(tmp_path / "t.png"))
+    assert out.shape == (10, 12, 3)
+    assert (out[:, :6] == [200, 0, 0]).all()
+    assert (out[:, 6:] == 255).all()
+
+
+def test_palette_with_transparency(tmp_path: Path) -> None:
+    pal = Image.new("P", (8, 8), 0)
+    pal.putpalette([10, 20, 30] + [0, 255, 0] * 255)
+    pal.putpixel((0, 0), 1)
+    pal.info["transparency"] = 1
+    pal.save(tmp_path / "p.png", transparency=1)
+    out = np.asarray(load_image(tmp_path / "p.png"))
+    assert tuple(out[0, 0]) == (255, 255, 255)   # transparent index -> white
+    assert tuple(out[4, 4]) == (10, 20, 30)
+
+
+def test_palette_gif(tmp_path: Path) -> None:
+    Image.fromarray(_gradient()).convert("P").save(tmp_path / "p.gif")
+    _assert_rgb8(load_image(tmp_path / "p.gif"), (40, 30))
+
+
+def test_cmyk_jpeg(tmp_path: Path) -> None:
+    Image.new("CMYK", (16, 9), (0, 255, 255, 0)).save(tmp_path / "c.jpg", quality=95)
+    img = load_image(tmp_path / "c.jpg")
+    _assert_rgb8(img, (16, 9))
+    r, g, b = np.asarray(img)[4, 8].astype(int)
+    assert r > 200 and g < 60 and b < 60   # cyan 0, magenta+yellow full = red
+
+
+def test_16bit_grey_is_rescaled_not_clipped(tmp_path: Path) -> None:
+    values = np.linspace(0, 65535, 64 * 4).reshape(4, 64).astype(np.uint16)
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    out = np.asarray(load_image(tmp_path / "deep.png"))[..., 0].astype(int)
+    expected = np.rint(values / 257.0).astype(int)
+    assert np.abs(out - expected).max() <= 1
+    assert out.min() == 0 and out.max() == 255
+    assert len(np.unique(out)) > 200   # a clipping conversion would give ~2 levels
+
+
+def test_exif_orientation_6_is_applied(tmp_path: Path) -> None:
+    arr = _gradient(40, 30)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    Image.fromarray(arr).save(tmp_path / "rot.jpg", exif=exif.tobytes(), quality=95)
+    assert Image.open(tmp_path / "rot.jpg").size == (40, 30)
+    img = load_image(tmp_path / "rot.jpg")
+    _assert_rgb8(img, (30, 40))
+    # Orientation 6 means the stored top row is the displayed right column.
+    expected = np.rot90(arr, k=-1)
+    assert np.abs(np.asarray(img).astype(int) - expected).mean() < 8
+
+
+def test_pil_input_is_normalised_and_untouched() -> None:
+    src = Image.new("LA", (5, 4), (100, 255))
+    out = load_image(src)
+    _assert_rgb8(out, (5, 4))
+    assert src.mode == "LA"
+    rgb = Image.new("RGB", (3, 3))
+    assert load_image(rgb) is not rgb
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.jpg"
+    with pytest.raises(UserError) as err:
+        load_image(path)
+    _assert_one_line_naming(err, path)
+    assert "not found" in str(err.value)
+
+
+def test_directory(tmp_path: Path) -> None:
+    with pytest.raises(UserError) as err:
+        load_image(tmp_path)
+    _assert_one_line_naming(err, tmp_path)
+
+
+def test_text_file_named_jpg(tmp_path: Path) -> None:
+    path = tmp_path / "notes.jpg"
+    path.write_text("this is not a picture\n")
+    with pytest.raises(UserError) as err:
+        load_image(path)
+    _assert_one_line_naming(err, path)
+    assert "not an image" in str(err.value)
+
+
+def test_truncated_jpeg(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 300, 3), dtype=np.uint8)).save(
+        buf, format="JPEG", quality=90)
+    data = buf.getvalue()
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError) as err:
+        load_image(path)
+    _assert_one_line_naming(err, path)
+    assert "truncated" in str(err.value)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose IHDR claims width x height but that holds (almost) no pixels."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("side", [12_000, 200_000])
+def test_decompression_bomb_header(tmp_path: Path, side: int) -> None:
+    # 144 MP is over our 100 MP limit but under Pillow's hard limit (2 x 89 MP),
+    # so our own check must catch it; 40 GP also trips Pillow's DecompressionBombError.
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_header_only(side, side))
+    with pytest.raises(UserError) as err:
+        load_image(path)
+    _assert_one_line_naming(err, path)
+    assert "too large" in str(err.value)
+
+
+def test_lowered_pixel_limit(tmp_path: Path) -> None:
+    Image.fromarray(_gradient()).save(tmp_path / "a.png")
+    assert load_image(tmp_path / "a.png", max_pixels=1200).size == (40, 30)
+    with pytest.raises(UserError, match="too large"):
+        load_image(tmp_path / "a.png", max_pixels=1199)
+
+
+@pytest.mark.skipif(not FACES.is_dir(), reason=f"test photos not found at {FACES}")
+@pytest.mark.parametrize("name", ["fr_alex_lacamoire.png", "dlib_tom_cruise.jpg"])
+def test_real_photos(name: str) -> None:
+    img = load_image(FACES / name)
+    with Image.open(FACES / name) as raw:
+        assert img.size == raw.size
+    assert img.mode == "RGB"
+
+
+def test_save_atomic_writes_and_replaces(tmp_path: Path) -> None:
+    dest = tmp_path / "out.png"
+    save_image_atomic(Image.new("RGB", (4, 4), (1, 2, 3)), dest)
+    save_image_atomic(Image.new("RGB", (5, 5), (4, 5, 6)), dest)
+    assert load_image(dest).size == (5, 5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]   # no temp file left
+
+
+def test_save_atomic_errors(tmp_path: Path) -> None:
+    img = Image.new("RGB", (4, 4))
+    with pytest.raises(UserError, match="extension"):
+        save_image_atomic(img, tmp_path / "out.xyz")
+    with pytest.raises(UserError, match="does not exist"):
+        save_image_atomic(img, tmp_path / "missing" / "out.png")
+    with pytest.raises(UserError, match="cannot write"):
+        save_image_atomic(Image.new("RGBA", (4, 4)), tmp_path / "alpha.jpg")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,78 @@
+"""Crop a face from a photo the way FFHQ was cropped (input for the e4e encoder)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from stylegan.errors import UserError
+
+EPILOG = """\
+examples:
+  python tools/align.py photo.jpg -o aligned.png
+  python tools/align.py group.jpg --list
+  python tools/align.py group.jpg --face-index 2 --size 256 -o third_face.png
+
+Faces are numbered by size, largest first; the largest is used by default.
+Alignment follows the FFHQ recipe (dlib 68-point landmarks, eyes and mouth
+placed where StyleGAN's training faces have them).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface of ``sgm-align``."""
+    parser = argparse.ArgumentParser(
+        prog="sgm-align",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("photo", help="input photo (JPEG, PNG, ...)")
+    parser.add_argument("-o", "--output", help="where to write the aligned face (.png or .jpg); "
+                        "required unless --list")
+    parser.add_argument("--face-index", type=int, default=None, metavar="N",
+                        help="which face to crop, 0 = largest (default: 0)")
+    parser.add_argument("--size", type=int, default=1024,
+                        help="output side in pixels (default: 1024, as FFHQ; the encoder reads 256)")
+    parser.add_argument("--transform-size", type=int, default=None, metavar="PX",
+                        help="intermediate warp size, downscaled to --size (default: 4 x --size)")
+    parser.add_argument("--list", action="store_true",
+                        help="print the faces found (index, box, area, score) and exit")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the tool; returns the exit code (0 ok, 1 user error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.list and not args.output:
+        parser.error("-o/--output is required (or use --list)")
+    try:
+        # Imported here so that --help works even when dlib is broken.
+        from encoders.align import align_face, detect_faces
+        from encoders.images import save_image_atomic
+
+        if args.list:
+            faces = detect_faces(args.photo)
+            print(f"{args.photo}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
+            for i, face in enumerate(faces):
+                left, top, right, bottom = face.box
+                print(f"  {i}: box=({left}, {top}, {right}, {bottom}) "
+                      f"area={face.area} score={face.score:.2f}")
+            return 0
+        if args.size < 1:
+            raise UserError(f"--size must be positive, got {args.size}")
+        image = align_face(args.photo, output_size=args.size, face_index=args.face_index,
+                           transform_size=args.transform_size)
+        save_image_atomic(image, args.output)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"wrote {args.output} ({args.size}x{args.size})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
