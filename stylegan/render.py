@@ -1,0 +1,265 @@
+"""Render W+ codes to uint8 frames in batches, and stream them into videos, grids and images.
+
+Frames are synthesised ``batch_size`` at a time under ``torch.inference_mode``
+and handed out one by one as uint8 [H, W, 3] arrays, so a video of any length
+needs memory for one batch only. ``noise_mode="const"`` (the default) uses the
+generator's stored noise for every frame: fresh noise per frame makes hair and
+skin texture flicker.
+
+Example:
+    >>> from stylegan import Generator, GeneratorConfig
+    >>> G = Generator(GeneratorConfig.from_channel_base(16, channel_base=128, channel_max=16, z_dim=8, w_dim=8))
+    >>> ws = G.mapping(torch.randn(3, 8))               # [3, num_ws, 8]
+    >>> frames = list(render_frames(G, ws, batch_size=2, progress=False))
+    >>> len(frames), frames[0].shape, frames[0].dtype
+    (3, (16, 16, 3), dtype('uint8'))
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import UserError
+from .interpolation import interpolation_path
+from .video import DEFAULT_CRF, write_video
+
+__all__ = [
+    "resolve_device", "to_uint8", "render_frames", "render_video", "render_images", "seeds_to_z",
+    "MappedPath", "seed_interpolation", "image_grid", "Size",
+]
+
+Size = int | tuple[int, int] | None
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Raises:
+        UserError: CUDA was asked for but no GPU is visible, or the name is not a device.
+    """
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise UserError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("device cuda was requested but no CUDA GPU is visible; use --device cpu or auto")
+    return dev
+
+
+def _size_hw(size: Size) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    if isinstance(size, int):
+        w = h = size
+    else:
+        w, h = (int(s) for s in size)
+    if w < 1 or h < 1:
+        raise UserError(f"frame size must be positive, got {size}")
+    return h, w
+
+
+def to_uint8(images: torch.Tensor, size: Size = None) -> np.ndarray:
+    """Generator output in [-1, 1] to uint8 frames, optionally resized.
+
+    Args:
+        images: [B, 3, H, W] float in about [-1, 1].
+        size: output side (int) or ``(width, height)``; resized with antialiased
+            bilinear filtering (area-like when shrinking, smooth when enlarging).
+
+    Returns:
+        uint8 [B, H', W', 3] on the CPU.
+    """
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected images [B, 3, H, W], got {tuple(images.shape)}")
+    hw = _size_hw(size)
+    x = images.float()
+    if hw is not None and tuple(x.shape[2:]) != hw:
+        x = F.interpolate(x, size=hw, mode="bilinear", align_corners=False, antialias=True)
+    # 127.5 maps [-1, 1] to [0, 255]; +128 instead of +127.5 rounds to nearest on the cast (NVIDIA does the same).
+    x = (x * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _batches(items: Iterable[torch.Tensor], batch_size: int) -> Iterator[list[torch.Tensor]]:
+    it = iter(items)
+    while True:
+        chunk = list(itertools.islice(it, batch_size))
+        if not chunk:
+            return
+        yield chunk
+
+
+def render_frames(G: torch.nn.Module, ws_iter: Iterable[torch.Tensor], batch_size: int = 4,
+                  noise_mode: str = "const", size: Size = None, device: str | torch.device | None = None,
+                  progress: bool = True, total: int | None = None, desc: str = "rendering") -> Iterator[np.ndarray]:
+    """Synthesise one uint8 frame per code, ``batch_size`` codes at a time.
+
+    Codes are pulled from ``ws_iter`` lazily, so a lazy path (e.g.
+    :func:`stylegan.interpolation.interpolation_path`) is never materialised.
+
+    Args:
+        G: a :class:`stylegan.Generator` (its ``synthesis``, ``num_ws`` and ``w_dim`` are used).
+        ws_iter: codes [num_ws, w_dim] (an iterable, or a tensor [N, num_ws, w_dim]).
+        batch_size: codes synthesised together; bounds the memory in use.
+        noise_mode: ``"const"`` (stored noise, no flicker), ``"random"`` or ``"none"``.
+        size: resize frames to this side (int) or ``(width, height)``; None keeps G's resolution.
+        device: where to run; None uses G's device, otherwise G is moved there.
+        progress: show a tqdm bar on stderr.
+        total: frame count for the bar; default ``len(ws_iter)`` when it has one.
+        desc: label of the bar.
+
+    Yields:
+        uint8 [H, W, 3] RGB frames, in order.
+
+    Raises:
+        ValueError: a code that is not [num_ws, w_dim], or ``batch_size < 1``.
+    """
+    from tqdm import tqdm  # deferred: only rendering needs it
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    param = next(G.parameters())
+    dev = param.device if device is None else resolve_device(device)
+    if dev != param.device:
+        G.to(dev)
+    dtype = param.dtype
+    expected = (G.num_ws, G.w_dim)
+    if total is None and hasattr(ws_iter, "__len__"):
+        total = len(ws_iter)
+    bar = tqdm(total=total, unit="frame", desc=desc, disable=not progress, dynamic_ncols=True)
+    try:
+        for chunk in _batches(ws_iter, batch_size):
+            for w in chunk:
+                if tuple(w.shape) != expected:
+                    raise ValueError(f"each code must be [{expected[0]}, {expected[1]}] for this generator, "
+                                     f"got {tuple(w.shape)}")
+            with torch.inference_mode():
+                ws = torch.stack([w.to(dev, dtype) for w in chunk])  # [b, num_ws, w_dim]
+                images = G.synthesis(ws, noise_mode=noise_mode)  # [b, 3, R, R]
+                frames = to_uint8(images, size)  # [b, H, W, 3]
+            del images, ws
+            for frame in frames:
+                yield frame
+                bar.update(1)
+    finally:
+        bar.close()
+
+
+def render_video(G: torch.nn.Module, ws_iter: Iterable[torch.Tensor], path: str | os.PathLike, *, fps: float = 30,
+                 crf: int = DEFAULT_CRF, batch_size: int = 4, noise_mode: str = "const", size: Size = None,
+                 device: str | torch.device | None = None, progress: bool = True,
+                 compose: Callable[[int, np.ndarray], np.ndarray] | None = None, preset: str = "medium") -> int:
+    """Render codes straight into a video file or frames folder, one batch in memory at a time.
+
+    The destination is checked before the first frame is rendered, and written
+    atomically: an error or Ctrl-C leaves nothing at ``path`` (see :mod:`stylegan.video`).
+
+    Args:
+        G, ws_iter, batch_size, noise_mode, size, device, progress: see :func:`render_frames`.
+        path: ``.mp4``, ``.gif`` or a folder name.
+        fps, crf, preset: see :func:`stylegan.video.open_writer`.
+        compose: optional ``f(frame_index, frame) -> frame`` applied before writing
+            (e.g. to put input photos beside the morph).
+
+    Returns:
+        The number of frames written.
+    """
+    frames: Iterable[np.ndarray] = render_frames(G, ws_iter, batch_size=batch_size, noise_mode=noise_mode,
+                                                 size=size, device=device, progress=progress)
+    if compose is not None:
+        frames = (compose(i, f) for i, f in enumerate(frames))
+    return write_video(frames, path, fps=fps, crf=crf, preset=preset)
+
+
+def render_images(G: torch.nn.Module, ws: torch.Tensor, batch_size: int = 4, noise_mode: str = "const",
+                  size: Size = None, progress: bool = False) -> np.ndarray:
+    """Render a few codes [N, num_ws, w_dim] to uint8 [N, H, W, 3] (all in memory; for grids and previews)."""
+    return np.stack(list(render_frames(G, ws, batch_size=batch_size, noise_mode=noise_mode, size=size,
+                                       progress=progress)))
+
+
+def seeds_to_z(seeds: Sequence[int], z_dim: int) -> torch.Tensor:
+    """The usual seed -> z convention: ``np.random.RandomState(seed).randn(z_dim)`` (as NVIDIA's scripts).
+
+    Returns:
+        float32 [len(seeds), z_dim].
+    """
+    bad = [s for s in seeds if not 0 <= int(s) < 2**32]
+    if bad:
+        raise UserError(f"seeds must be integers from 0 to 2**32 - 1, got {bad[0]}")
+    z = np.stack([np.random.RandomState(int(s)).randn(z_dim) for s in seeds])
+    return torch.from_numpy(z).float()
+
+
+class MappedPath:
+    """Map each ``z`` of a lazy path through ``G.mapping`` on the fly; keeps ``len``.
+
+    Args:
+        G: the generator.
+        zs: iterable of [z_dim] codes (e.g. a slerp :class:`~stylegan.interpolation.InterpolationPath`).
+        truncation_psi: pull toward ``w_avg`` (1 = none, 0.7 is the usual trade-off).
+    """
+
+    def __init__(self, G: torch.nn.Module, zs: Iterable[torch.Tensor], truncation_psi: float = 1.0) -> None:
+        self.G, self.zs, self.truncation_psi = G, zs, float(truncation_psi)
+
+    def __len__(self) -> int:
+        return len(self.zs)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        param = next(self.G.parameters())
+        for z in self.zs:
+            # Yield outside the inference_mode block: a suspended generator must not
+            # leave the caller's thread in inference mode.
+            with torch.inference_mode():
+                ws = self.G.mapping(z.to(param.device, param.dtype).reshape(1, -1),
+                                    truncation_psi=self.truncation_psi)[0]  # [num_ws, w_dim]
+            yield ws
+
+
+def seed_interpolation(G: torch.nn.Module, seeds: Sequence[int], steps: int, truncation_psi: float = 1.0,
+                       easing: str = "linear", hold: int = 0, loop: bool = False) -> MappedPath:
+    """A lazy W+ path between random faces: slerp between the seeds' ``z``, then map each frame.
+
+    Slerp keeps the intermediate ``z`` at the typical norm of a Gaussian sample (lerp
+    would pass through the low-density middle of the ball).
+
+    Returns:
+        A :class:`MappedPath` of ``num_frames(len(seeds), steps, hold, loop)`` codes.
+    """
+    path = interpolation_path(seeds_to_z(seeds, G.z_dim), steps, kind="slerp", easing=easing, hold=hold, loop=loop)
+    return MappedPath(G, path, truncation_psi)
+
+
+def image_grid(images: np.ndarray | Sequence[np.ndarray], cols: int | None = None, pad: int = 0) -> np.ndarray:
+    """Tile equally sized uint8 [H, W, 3] images row by row; empty cells are black.
+
+    Args:
+        images: N images.
+        cols: images per row; default ``ceil(sqrt(N))``.
+        pad: black pixels between cells.
+
+    Returns:
+        uint8 [rows*H + (rows-1)*pad, cols*W + (cols-1)*pad, 3].
+    """
+    images = list(images)
+    if not images:
+        raise ValueError("image_grid needs at least one image")
+    n = len(images)
+    cols = max(1, min(cols or math.ceil(math.sqrt(n)), n))
+    rows = math.ceil(n / cols)
+    h, w, c = images[0].shape
+    grid = np.zeros((rows * h + (rows - 1) * pad, cols * w + (cols - 1) * pad, c), dtype=np.uint8)
+    for i, img in enumerate(images):
+        r, q = divmod(i, cols)
+        grid[r * (h + pad): r * (h + pad) + h, q * (w + pad): q * (w + pad) + w] = img
+    return grid
