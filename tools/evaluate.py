@@ -1,0 +1,134 @@
+"""Measure inversion quality (MSE, MS-SSIM, dlib identity distance) on photos, and face stability in a morph.
+
+Each photo is FFHQ-aligned at --size, inverted, rendered, upscaled to --size and
+compared with the aligned photo. dlib's identity distance below 0.6 means "same
+person" by dlib's convention.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+EPILOG = """examples:
+  python tools/evaluate.py ../shared/data/faces --sheet sheet.png --json scores.json
+  python tools/evaluate.py a.jpg b.jpg --weights e4e_ffhq_encode.pt
+  python tools/evaluate.py --morph astronaut_to_grace_hopper.mp4
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("photos", nargs="*", help="photos or folders of photos (files named *nonface* are skipped)")
+    m = p.add_mutually_exclusive_group()
+    m.add_argument("--weights", help="model file (encoder + generator), e.g. an e4e checkpoint")
+    m.add_argument("--model", help="registry name (default: the embedded default model)")
+    p.add_argument("--size", type=int, default=256, help="evaluation size (default 256)")
+    p.add_argument("--sheet", help="write a contact sheet PNG (input | reconstruction)")
+    p.add_argument("--json", help="write per-photo scores and the summary as JSON")
+    p.add_argument("--morph", help="a morph video (or folder of frames): report the share of frames with exactly one face")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def _photos(args: list[str]) -> list[Path]:
+    from stylegan.errors import UserError
+    from stylegan.training.dataset import IMAGE_EXTS
+
+    out: list[Path] = []
+    for a in args:
+        p = Path(a)
+        if p.is_dir():
+            out += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTS and "nonface" not in q.name)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise UserError(f"{p}: no such file or folder")
+    return out
+
+
+def _frames(path: str):
+    from stylegan.errors import UserError
+
+    p = Path(path)
+    if p.is_dir():
+        import numpy as np
+        from PIL import Image
+
+        return [np.asarray(Image.open(f).convert("RGB")) for f in sorted(p.glob("*.png"))]
+    if not p.is_file():
+        raise UserError(f"{p}: no such video")
+    import imageio.v3 as iio
+
+    try:
+        return list(iio.imiter(p))
+    except Exception as e:  # imageio raises several types for bad files
+        raise UserError(f"{p}: cannot read video ({e})") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from stylegan.errors import UserError
+
+    try:
+        return _run(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from encoders import load_encoder
+    from encoders.evaluate import contact_sheet, evaluate_inversion, single_face_fraction, summarize
+    from stylegan import load_generator
+    from stylegan.errors import UserError
+    from stylegan.fileio import atomic_output
+
+    if not args.photos and not args.morph:
+        raise UserError("give photos to evaluate and/or --morph VIDEO")
+    report: dict = {}
+    if args.photos:
+        device = "cuda" if args.device == "auto" and torch.cuda.is_available() else (
+            "cpu" if args.device == "auto" else args.device)
+        weights = args.weights or args.model
+        E = load_encoder(weights, device=device).eval()
+        G = load_generator(weights, device=device)
+        scores, pairs = evaluate_inversion(_photos(args.photos), E, G, args.size, progress=not args.quiet)
+        summary = summarize(scores)
+        report = {"summary": summary, "photos": [s.as_dict() for s in scores]}
+        print(f"{'photo':34s} {'MSE':>8s} {'MS-SSIM':>8s} {'ID dist':>8s}  note")
+        for s in scores:
+            note = s.error or ("" if s.face_found_in_reconstruction else "no face found in reconstruction")
+            print(f"{s.name[:34]:34s} {s.mse:8.4f} {s.ms_ssim:8.3f} {s.id_distance:8.3f}  {note}")
+        print(f"median over {summary['evaluated']} photos: MSE {summary['median_mse']:.4f}, "
+              f"MS-SSIM {summary['median_ms_ssim']:.3f}, identity distance {summary['median_id_distance']:.3f} "
+              f"({100 * summary['same_person_fraction']:.0f}% below 0.6)")
+        if args.sheet:
+            with atomic_output(args.sheet) as tmp:
+                contact_sheet(pairs).save(tmp, format="PNG")
+            print(f"contact sheet: {args.sheet}")
+    if args.morph:
+        frac, counts = single_face_fraction(_frames(args.morph), progress=not args.quiet)
+        report["morph"] = {"video": args.morph, "frames": len(counts), "single_face_fraction": frac,
+                           "face_counts": counts}
+        print(f"{args.morph}: exactly one face in {sum(c == 1 for c in counts)}/{len(counts)} frames "
+              f"({100 * frac:.1f}%)")
+    if args.json:
+        with atomic_output(args.json) as tmp:
+            Path(tmp).write_text(json.dumps(report, indent=2, default=lambda v: None if isinstance(v, float)
+                                            and math.isnan(v) else v))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
