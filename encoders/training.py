@@ -19,6 +19,7 @@ only way to a usable face model in a couple of hours (see README).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -169,6 +170,7 @@ def train_encoder(
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.g_lr, betas=(0.9, 0.99)) if cfg.joint else None
 
     step, best, elapsed_before = 0, float("inf"), 0.0
+    val_key = hashlib.sha1(val.images[:, ::8, ::8].tobytes()).hexdigest()[:16]
     state_path = run_dir / "state.pt"
     if resume and state_path.exists():
         st = read_checkpoint(state_path)
@@ -180,13 +182,15 @@ def train_encoder(
         if opt_g is not None and st.get("opt_g"):
             opt_g.load_state_dict(st["opt_g"])
         step, best, elapsed_before = st["step"], st["best"], st["seconds"]
+        if st.get("val_key") != val_key:
+            best = float("inf")  # scores on another validation set are not comparable
         rng = np.random.default_rng(cfg.seed + step)
         log(f"resumed from {state_path} at step {step} (best val_mse_face {best:.5f})")
     (run_dir / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
     mask = face_mask(res, cfg.mask_floor)
     val_images = val.batch(np.arange(len(val)))
-    fixed = val_images[: min(8, len(val_images))]
+    fixed = val_images[:: max(1, len(val_images) // 8)][:8]  # spread over the (name-sorted) set
     csv_log = CsvLog(run_dir / "log.csv", ["loss", "l1", "lap", "delta", "syn_w", "val_mse", "val_mse_face",
                                            "val_psnr", "sec_per_step"])
     t0 = time.time()
@@ -196,7 +200,7 @@ def train_encoder(
         atomic_torch_save({"format": TRAIN_STATE_FORMAT, "G": G.state_dict(), "E": E.state_dict(),
                            "opt_e": opt_e.state_dict(), "opt_g": opt_g.state_dict() if opt_g else None,
                            "step": step, "best": best, "seconds": elapsed_before + time.time() - t0,
-                           "config": asdict(cfg)}, state_path)
+                           "val_key": val_key, "config": asdict(cfg)}, state_path)
 
     def model_meta() -> dict[str, Any]:
         return {**(meta or {}), "step": step, "train_config": asdict(cfg),

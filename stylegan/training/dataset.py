@@ -19,7 +19,7 @@ from PIL import Image
 
 from ..errors import UserError
 
-__all__ = ["ImageSet", "list_images", "split_by_identity", "load_images", "IMAGE_EXTS"]
+__all__ = ["ImageSet", "list_images", "split_by_identity", "read_identity_labels", "load_images", "IMAGE_EXTS"]
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
@@ -61,17 +61,30 @@ def split_by_identity(files: Sequence[Path], val_fraction: float, id_map: dict[s
 
     An identity goes to validation when the hash of its id falls below
     ``val_fraction``; hashing (not shuffling) keeps the split stable when files
-    are added.
+    are added. ``max_val`` keeps the validation identities with the lowest
+    hashes (a pseudo-random sample, not the first files by name, which in
+    face sets are often sorted by age) and returns the others to training whole.
     """
     id_map = id_map or {}
-    train, val = [], []
+
+    def h(ident: str) -> float:
+        return int(hashlib.sha1(ident.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+    train: list[Path] = []
+    val_by_id: dict[str, list[Path]] = {}
     for p in files:
-        h = int(hashlib.sha1(_identity_of(p, id_map).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-        (val if h < val_fraction else train).append(p)
-    if max_val is not None and len(val) > max_val:
-        train.extend(val[max_val:])
-        val = val[:max_val]
-    return train, val
+        ident = _identity_of(p, id_map)
+        if h(ident) < val_fraction:
+            val_by_id.setdefault(ident, []).append(p)
+        else:
+            train.append(p)
+    val: list[Path] = []
+    for ident in sorted(val_by_id, key=lambda i: (h(i), i)):
+        if max_val is not None and len(val) >= max_val:
+            train.extend(val_by_id[ident])
+        else:
+            val.extend(val_by_id[ident])
+    return sorted(train), sorted(val)
 
 
 def load_images(files: Sequence[Path], resolution: int, cache_dir: str | os.PathLike | None = None,
