@@ -14,3 +14,8 @@ __all__ = [
     # e4e encoder (IR-SE50) and its weights.
     "Encoder4Editing", "EncoderConfig", "load_encoder", "save_encoder", "load_e4e",
 ]
+
+# Morph pipeline: photos or latents -> a rendered interpolation.
+from .morph import invert, load_latent, morph, save_latent
+
+__all__ += ["morph", "invert", "load_latent", "save_latent"]

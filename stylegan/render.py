@@ -31,7 +31,7 @@ from .interpolation import interpolation_path
 from .video import DEFAULT_CRF, write_video
 
 __all__ = [
-    "resolve_device", "to_uint8", "render_frames", "render_video", "render_images", "seeds_to_z",
+    "resolve_device", "to_uint8", "render_frames", "render_video", "render_images", "render_seeds", "seeds_to_z",
     "MappedPath", "seed_interpolation", "image_grid", "Size",
 ]
 
@@ -198,6 +198,18 @@ def seeds_to_z(seeds: Sequence[int], z_dim: int) -> torch.Tensor:
         raise UserError(f"seeds must be integers from 0 to 2**32 - 1, got {bad[0]}")
     z = np.stack([np.random.RandomState(int(s)).randn(z_dim) for s in seeds])
     return torch.from_numpy(z).float()
+
+
+def render_seeds(G: torch.nn.Module, seeds: Sequence[int], truncation_psi: float = 1.0, batch_size: int = 4,
+                 noise_mode: str = "const", size: Size = None, progress: bool = True) -> np.ndarray:
+    """Random faces for the given seeds (see :func:`seeds_to_z`).
+
+    Returns:
+        uint8 [len(seeds), H, W, 3].
+    """
+    path = MappedPath(G, seeds_to_z(seeds, G.z_dim), truncation_psi)
+    return np.stack(list(render_frames(G, path, batch_size=batch_size, noise_mode=noise_mode, size=size,
+                                       progress=progress, desc="faces")))
 
 
 class MappedPath:

@@ -52,7 +52,7 @@ from .errors import UserError
 
 __all__ = [
     "FrameWriter", "Mp4Writer", "GifWriter", "PngDirWriter", "output_kind", "check_output_path",
-    "open_writer", "write_video", "write_image", "FRAME_PATTERN", "DEFAULT_CRF",
+    "open_writer", "write_video", "write_image", "default_permissions", "FRAME_PATTERN", "DEFAULT_CRF",
 ]
 
 FRAME_PATTERN = "frame_{:05d}.png"
@@ -95,7 +95,8 @@ def check_output_path(path: str | os.PathLike, kind: str | None = None) -> Path:
 
     Args:
         path: the destination.
-        kind: ``"mp4"``, ``"gif"`` or ``"frames"``; default from :func:`output_kind`.
+        kind: ``"mp4"``, ``"gif"`` or ``"frames"``; default from :func:`output_kind`. Any other
+            value (e.g. ``"image"``) checks for a plain file.
 
     Returns:
         The destination as a :class:`Path` (trailing separators removed).
@@ -116,7 +117,7 @@ def check_output_path(path: str | os.PathLike, kind: str | None = None) -> Path:
             if not _is_frames_folder(dest):
                 raise UserError(f"{dest}: folder exists and holds other files; choose an empty or new folder")
         elif dest.is_dir():
-            raise UserError(f"{dest}: is a folder; give a file name ending in .{kind}")
+            raise UserError(f"{dest}: is a folder; give a file name")
     try:
         fd, probe = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".probe", dir=parent)
         os.close(fd)
@@ -194,6 +195,17 @@ class FrameWriter:
         raise NotImplementedError
 
 
+def default_permissions(path: str | os.PathLike, directory: bool = False) -> None:
+    """Give a temporary file (or folder) the mode a plain ``open`` would have given it.
+
+    ``mkstemp``/``mkdtemp`` create private 0600/0700 entries; renamed into place they
+    would stay unreadable to other users. Apply the usual 0666/0777 minus the umask.
+    """
+    mask = os.umask(0)  # the only portable way to read the umask is to set it
+    os.umask(mask)
+    os.chmod(path, (0o777 if directory else 0o666) & ~mask)
+
+
 def _temp_file(dest: Path, suffix: str) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".tmp{suffix}", dir=dest.parent)
     os.close(fd)
@@ -253,6 +265,7 @@ class Mp4Writer(FrameWriter):
         gen.close()  # closes ffmpeg's stdin and waits for it to finish the file
         if not self._tmp.is_file() or self._tmp.stat().st_size == 0:
             raise UserError(f"{self.dest}: ffmpeg produced no output")
+        default_permissions(self._tmp)
         os.replace(self._tmp, self.dest)
 
     def _abort(self) -> None:
@@ -303,6 +316,7 @@ class GifWriter(FrameWriter):
         self._fp.write(b";")  # GIF trailer
         self._fp.close()
         self._fp = None
+        default_permissions(self._tmp)
         os.replace(self._tmp, self.dest)
 
     def _abort(self) -> None:
@@ -330,6 +344,7 @@ class PngDirWriter(FrameWriter):
         Image.fromarray(frame, "RGB").save(self._tmp / FRAME_PATTERN.format(self.frames_written))
 
     def _commit(self) -> None:
+        default_permissions(self._tmp, directory=True)
         old = None
         if self.dest.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.", suffix=".old", dir=self.dest.parent))
@@ -429,6 +444,7 @@ def write_image(image: np.ndarray | Image.Image, path: str | os.PathLike) -> Pat
     tmp = _temp_file(dest, dest.suffix)
     try:
         img.save(tmp, format=fmt)
+        default_permissions(tmp)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -1,0 +1,494 @@
+"""Face morph videos: photos (or saved latents) -> W+ codes -> a rendered interpolation.
+
+The pipeline behind ``tools/interpolate.py`` and ``tools/invert.py``:
+
+1. **Check everything cheap first.** Every input must exist; the output folder
+   must be writable; options must make sense. Photos are decoded and their face
+   is found and FFHQ-aligned *before* the model is loaded, so a bad photo fails in
+   a second instead of after a 1.2 GB checkpoint has been read.
+2. **Load the model** once: a registry name or a file. An e4e checkpoint or one of
+   our model files holds both halves (encoder + generator); a generator-only file
+   works when every input is a ``.npy`` latent. ``None`` means the default model.
+3. **Invert** each photo with the encoder (``.npy`` inputs are used as they are).
+4. **Render** a lazy :func:`~stylegan.interpolation.interpolation_path` through the
+   codes, batch by batch, straight into an atomic MP4/GIF/PNG-folder writer.
+
+Alignment size: photos are aligned at :data:`ALIGN_SIZE` (1024 px, the FFHQ
+crop) and the encoder downsizes them (antialiased) to its input size, 256 px for
+e4e. That equals aligning at 256 px up to resampling, keeps the codes independent
+of display options such as ``side_by_side``, and gives sharp side-by-side panels.
+
+Example:
+    >>> result = morph(["a.jpg", "b.jpg"], "a_to_b.mp4", weights="e4e-ffhq", steps=60)  # doctest: +SKIP
+    >>> result.frames                                                                   # doctest: +SKIP
+    60
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from stylegan.errors import CheckpointError, UserError
+from stylegan.interpolation import KINDS, get_easing, get_schedule, interpolation_path
+from stylegan.render import render_frames, render_video, resolve_device, to_uint8
+from stylegan.video import DEFAULT_CRF, check_output_path, default_permissions, output_kind, write_image
+
+__all__ = [
+    "ALIGN_SIZE", "LATENT_SUFFIX", "MorphResult", "InvertResult", "Keyframe", "morph", "invert",
+    "check_model", "resolve_model", "load_models", "load_latent", "save_latent", "prepare_inputs", "encode_inputs",
+    "default_output_name", "latent_paths",
+]
+
+ALIGN_SIZE = 1024
+LATENT_SUFFIX = ".npy"
+Log = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class Keyframe:
+    """One input of a morph.
+
+    Attributes:
+        source: the file it came from.
+        aligned: the FFHQ-aligned face (photos only).
+        ws: the W+ code [num_ws, w_dim] (set by :func:`encode_inputs` for photos).
+    """
+
+    source: Path
+    aligned: Image.Image | None = None
+    ws: torch.Tensor | None = None
+
+    @property
+    def is_latent(self) -> bool:
+        return self.aligned is None
+
+
+@dataclass
+class MorphResult:
+    """What :func:`morph` wrote."""
+
+    output: Path
+    frames: int
+    size: tuple[int, int]
+    latents: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class InvertResult:
+    """What :func:`invert` wrote for one photo."""
+
+    aligned: Path
+    reconstruction: Path
+    latent: Path
+
+
+# ----------------------------------------------------------------------------- latents on disk
+
+
+def load_latent(path: str | os.PathLike, num_ws: int | None = None, w_dim: int | None = None) -> torch.Tensor:
+    """Read a W+ code saved by ``tools/invert.py`` (``np.save`` of float [num_ws, w_dim]).
+
+    A single w [w_dim] or a batch of one [1, num_ws, w_dim] is accepted too.
+
+    Args:
+        path: the ``.npy`` file (read with ``allow_pickle=False``).
+        num_ws, w_dim: the generator's sizes, to check against (None: do not check).
+
+    Returns:
+        float32 [num_ws, w_dim].
+
+    Raises:
+        UserError: missing or unreadable file, wrong shape, or non-finite values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{path}: not a readable .npy latent ({first[:150]})") from None
+    if not isinstance(arr, np.ndarray) or not np.issubdtype(arr.dtype, np.floating):
+        raise UserError(f"{path}: a latent must hold floats, found {getattr(arr, 'dtype', type(arr).__name__)}")
+    if arr.ndim == 3 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim == 1 and num_ws is not None:
+        arr = np.broadcast_to(arr, (num_ws, arr.shape[0]))  # a W code: the same w at every position
+    expect = f"[{num_ws if num_ws is not None else 'num_ws'}, {w_dim if w_dim is not None else 'w_dim'}]"
+    if arr.ndim != 2 or (num_ws is not None and arr.shape[0] != num_ws) or (w_dim is not None and arr.shape[1] != w_dim):
+        raise UserError(f"{path}: latent has shape {list(arr.shape)}, this model needs {expect}")
+    if not np.isfinite(arr).all():
+        raise UserError(f"{path}: latent holds NaN or infinite values")
+    return torch.from_numpy(np.array(arr, dtype=np.float32))
+
+
+def save_latent(path: str | os.PathLike, ws: torch.Tensor) -> Path:
+    """Write a code [num_ws, w_dim] as float32 ``.npy``, atomically (temp file + rename).
+
+    Returns:
+        The destination path.
+    """
+    dest = Path(path)
+    check_output_path(dest, kind="latent")
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp.npy", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, ws.detach().float().cpu().numpy(), allow_pickle=False)
+        default_permissions(tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dest
+
+
+# ----------------------------------------------------------------------------- models
+
+
+_WEIGHT_SUFFIXES = {".pt", ".pth", ".pkl", ".ckpt"}
+
+
+def check_model(weights: str | os.PathLike | None) -> None:
+    """Refuse a missing weights file or an unknown model name at once, without downloading anything.
+
+    Raises:
+        UserError: a path that does not exist, a name that is not registered, or no default model.
+    """
+    from pretrained import list_pretrained
+
+    known = [s.name for s in list_pretrained()]
+    if weights is None:
+        if "default" not in known:
+            raise UserError("no default model is installed; pass --model NAME or --weights PATH "
+                            "(see tools/download.py --list)")
+        return
+    text = os.fspath(weights)
+    if Path(text).expanduser().exists():
+        return
+    if os.sep in text or Path(text).suffix.lower() in _WEIGHT_SUFFIXES:
+        raise UserError(f"{text}: weights file not found")
+    if text not in known:
+        raise UserError(f"{text!r} is not a file and not a known model name; known: {', '.join(known)}")
+
+
+def resolve_model(weights: str | os.PathLike | None) -> Path:
+    """The weights file for a registry name, a path, or None (the default model), downloading if needed.
+
+    Raises:
+        UserError: see :func:`check_model`; ``DownloadError`` for registered weights that
+            cannot be had (e.g. offline: the message says what to download and where to put it).
+    """
+    from pretrained import resolve_weights  # deferred: the registry may download
+
+    check_model(weights)
+    return Path(resolve_weights("default" if weights is None else os.fspath(weights)))
+
+
+def load_models(weights: str | os.PathLike | None, device: torch.device, need_encoder: bool,
+                log: Log = _quiet) -> tuple[torch.nn.Module, torch.nn.Module | None]:
+    """Load the generator, and the encoder from the same file when photos need it.
+
+    Returns:
+        ``(G, E)``; ``E`` is None when ``need_encoder`` is False.
+
+    Raises:
+        UserError / CheckpointError: see :func:`resolve_model`, or a file without an
+            encoder when one is needed, or encoder and generator sizes that differ.
+    """
+    from stylegan import load_generator
+
+    path = resolve_model(weights)
+    log(f"loading {path}")
+    G = load_generator(path, device=device)
+    if not need_encoder:
+        return G, None
+    from encoders.loader import load_encoder
+
+    try:
+        E = load_encoder(path, device=device)
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}; photos need a model with an encoder (an e4e checkpoint or a "
+                              "model file), or pass .npy latents from tools/invert.py") from None
+    if (E.num_ws, E.w_dim) != (G.num_ws, G.w_dim):
+        raise CheckpointError(f"{path}: the encoder makes {E.num_ws}x{E.w_dim} codes but the generator "
+                              f"takes {G.num_ws}x{G.w_dim}")
+    return G, E
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def _face_indices(face_index: int | Sequence[int | None] | None, n: int) -> list[int | None]:
+    if face_index is None or isinstance(face_index, int):
+        return [face_index] * n
+    indices = list(face_index)
+    if len(indices) != n:
+        raise UserError(f"got {len(indices)} face indices for {n} inputs")
+    return indices
+
+
+def prepare_inputs(inputs: Sequence[str | os.PathLike], face_index: int | Sequence[int | None] | None = None,
+                   log: Log = _quiet) -> list[Keyframe]:
+    """Check every input and align every photo (no model needed yet).
+
+    ``.npy`` files are latents and are read later, when the model's sizes are known;
+    everything else is a photo: decoded, its face found and aligned at :data:`ALIGN_SIZE`.
+
+    Raises:
+        UserError: a missing file, a folder, an unreadable or corrupt image, no face
+            (``NoFaceError``), or a face index out of range.
+    """
+    from encoders.align import align_face
+
+    paths = [Path(p) for p in inputs]
+    for p in paths:  # all missing files at once is friendlier than one per run
+        if not p.exists():
+            raise UserError(f"{p}: file not found")
+        if p.is_dir():
+            raise UserError(f"{p}: is a folder, expected a photo or a .npy latent")
+    keyframes = []
+    for p, idx in zip(paths, _face_indices(face_index, len(paths))):
+        if p.suffix.lower() == LATENT_SUFFIX:
+            keyframes.append(Keyframe(p))
+            continue
+        log(f"aligning {p}")
+        keyframes.append(Keyframe(p, aligned=align_face(p, output_size=ALIGN_SIZE, face_index=idx)))
+    return keyframes
+
+
+def _image_tensor(img: Image.Image) -> torch.Tensor:
+    """PIL RGB -> [1, 3, H, W] float in [-1, 1] (the encoder's normalisation, mean = std = 0.5)."""
+    arr = np.asarray(img, dtype=np.float32)
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0) / 127.5 - 1
+
+
+def encode_inputs(keyframes: list[Keyframe], G: torch.nn.Module, E: torch.nn.Module | None,
+                  log: Log = _quiet) -> torch.Tensor:
+    """Fill in every keyframe's code: encode photos, read and check latents.
+
+    Returns:
+        float32 [K, num_ws, w_dim] on the CPU.
+    """
+    for kf in keyframes:
+        if kf.is_latent:
+            kf.ws = load_latent(kf.source, G.num_ws, G.w_dim)
+            continue
+        if E is None:
+            raise UserError(f"{kf.source}: a photo needs an encoder")
+        log(f"encoding {kf.source}")
+        with torch.inference_mode():
+            kf.ws = E.encode(_image_tensor(kf.aligned))[0].float().cpu()  # [num_ws, w_dim]
+    return torch.stack([kf.ws for kf in keyframes])
+
+
+def default_output_name(inputs: Sequence[str | os.PathLike], suffix: str = ".mp4") -> str:
+    """``face1_to_face2.mp4`` (``a_to_b_to_c.mp4`` for more; long lists are shortened)."""
+    stems = [Path(p).stem for p in inputs]
+    name = "_to_".join(stems)
+    if len(name) > 80:
+        name = f"{stems[0]}_to_{stems[-1]}_{len(stems)}_faces"
+    return name + suffix
+
+
+def latent_paths(inputs: Sequence[str | os.PathLike], output: str | os.PathLike) -> list[Path]:
+    """Where ``save_latents`` puts each input's code: ``<output stem>_<input stem>.npy`` beside the output."""
+    out = Path(os.fspath(output).rstrip("/" + os.sep))
+    stem = out.stem if out.suffix.lower() in {".mp4", ".gif"} else out.name
+    names: list[Path] = []
+    for k, p in enumerate(inputs):
+        candidate = out.parent / f"{stem}_{Path(p).stem}{LATENT_SUFFIX}"
+        if candidate in names:  # two inputs with the same stem
+            candidate = out.parent / f"{stem}_{Path(p).stem}_{k}{LATENT_SUFFIX}"
+        names.append(candidate)
+    return names
+
+
+# ----------------------------------------------------------------------------- morph
+
+
+def _validate(steps: int, fps: float, hold: int, batch_size: int, size: int | None, kind: str, easing: str,
+              schedule: str | None) -> None:
+    if steps < 2:
+        raise UserError(f"--steps must be at least 2 (both end faces), got {steps}")
+    if not fps > 0:
+        raise UserError(f"--fps must be positive, got {fps}")
+    if hold < 0:
+        raise UserError(f"--hold must be 0 or more frames, got {hold}")
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    if size is not None and size < 1:
+        raise UserError(f"--size must be a positive number of pixels, got {size}")
+    if kind not in KINDS:
+        raise UserError(f"unknown --kind {kind!r}; choose one of {', '.join(KINDS)}")
+    try:
+        get_easing(easing)
+        get_schedule(schedule)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+
+
+def _panels(keyframes: list[Keyframe], G: torch.nn.Module, side: int) -> list[np.ndarray]:
+    """Side-by-side panels: the aligned photo, or for a latent input its own render."""
+    panels = []
+    for kf in keyframes:
+        if kf.aligned is not None:
+            img = kf.aligned.resize((side, side), Image.Resampling.LANCZOS)
+            panels.append(np.asarray(img, dtype=np.uint8))
+        else:
+            param = next(G.parameters())
+            with torch.inference_mode():
+                image = G.synthesis(kf.ws.unsqueeze(0).to(param.device, param.dtype), noise_mode="const")
+            panels.append(to_uint8(image, side)[0])
+    return panels
+
+
+def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
+          weights: str | os.PathLike | None = None, steps: int = 60, fps: float = 30, crf: int = DEFAULT_CRF,
+          size: int | None = None, hold: int = 0, easing: str = "linear", kind: str = "lerp",
+          schedule: str | None = None, loop: bool = False, side_by_side: bool = False,
+          save_latents: bool = False, face_index: int | Sequence[int | None] | None = None,
+          batch_size: int = 4, noise_mode: str = "const", device: str | torch.device = "auto",
+          progress: bool = True, log: Log = _quiet) -> MorphResult:
+    """Make a morph video through two or more faces.
+
+    Args:
+        inputs: photos (any format Pillow reads) and/or ``.npy`` latents from ``tools/invert.py``.
+        output: ``.mp4``, ``.gif`` or a folder name for PNG frames; written atomically.
+        weights: a registry name or a weights file; None for the default model.
+        steps: frames per transition including both end faces (>= 2).
+        fps, crf: video rate and H.264 quality (0 best .. 51 worst).
+        size: frame side in pixels; default the generator's resolution.
+        hold: extra frames that pause on every input face.
+        easing: ``linear``, ``ease-in-out`` or ``cosine``.
+        kind: ``lerp`` (default; straight lines in W+) or ``slerp``.
+        schedule: ``uniform`` (None), ``coarse-to-fine`` (shape first, then colour) or ``fine-to-coarse``.
+        loop: morph from the last face back to the first, for a seamless loop.
+        side_by_side: show the current pair of aligned inputs left and right of the morph
+            (``A | morph | B``; with more inputs the panels follow the current segment).
+        save_latents: also write every input's code as ``<output stem>_<input stem>.npy``
+            beside the output (after the video is complete).
+        face_index: which face in each photo, 0 = largest (one int for all, or one per input).
+        batch_size: frames synthesised together.
+        noise_mode: ``const`` (stored noise; steady video), ``random`` or ``none``.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        progress: show a progress bar while rendering.
+        log: receives one-line status messages (loading, aligning, encoding).
+
+    Returns:
+        A :class:`MorphResult`.
+
+    Raises:
+        UserError: any bad input, option, model or output path; nothing is written then.
+    """
+    start = time.perf_counter()
+    if len(inputs) < 2:
+        raise UserError(f"a morph needs at least 2 inputs, got {len(inputs)}")
+    _validate(steps, fps, hold, batch_size, size, kind, easing, schedule)
+    out_kind = output_kind(output)
+    dest = check_output_path(output, out_kind)
+    dev = resolve_device(device)
+
+    check_model(weights)  # a typo in the name fails now, not after aligning every photo
+    keyframes = prepare_inputs(inputs, face_index, log)
+    G, E = load_models(weights, dev, need_encoder=any(not kf.is_latent for kf in keyframes), log=log)
+    codes = encode_inputs(keyframes, G, E, log)  # [K, num_ws, w_dim]
+    del E  # the encoder is not needed for rendering; free it before the frames start
+
+    path = interpolation_path(codes, steps, kind=kind, easing=easing, hold=hold, loop=loop, schedule=schedule)
+    side = size or G.img_resolution
+    compose = None
+    if side_by_side:
+        panels = _panels(keyframes, G, side)
+
+        def compose(index: int, frame: np.ndarray) -> np.ndarray:
+            segment, _ = path.locate(index)
+            return np.concatenate([panels[segment], frame, panels[(segment + 1) % len(panels)]], axis=1)
+
+    log(f"rendering {len(path)} frames at {side}x{side} on {dev}")
+    frames = render_video(G, path, dest, fps=fps, crf=crf, batch_size=batch_size, noise_mode=noise_mode,
+                          size=size, progress=progress, compose=compose)
+    latents = []
+    if save_latents:
+        for kf, target in zip(keyframes, latent_paths(inputs, dest)):
+            latents.append(save_latent(target, kf.ws))
+    width = side * (3 if side_by_side else 1)
+    return MorphResult(dest, frames, (width, side), latents, time.perf_counter() - start)
+
+
+# ----------------------------------------------------------------------------- invert
+
+
+def _check_folder_creatable(folder: Path) -> None:
+    """Fail early if ``folder`` can neither be used nor created (its nearest existing ancestor is a file)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{folder}: cannot create the output folder ({existing} is a file)")
+    if existing == folder:
+        check_output_path(folder / "probe.png", kind="image")
+
+
+def invert(photos: Sequence[str | os.PathLike], outdir: str | os.PathLike = ".", *,
+           weights: str | os.PathLike | None = None, face_index: int | Sequence[int | None] | None = None,
+           device: str | torch.device = "auto", noise_mode: str = "const",
+           log: Log = _quiet) -> list[InvertResult]:
+    """Invert photos: write ``<stem>_aligned.png``, ``<stem>_reconstruction.png`` and ``<stem>_latent.npy``.
+
+    The latent can be passed back to :func:`morph` (or ``tools/interpolate.py``) in place
+    of the photo; the reconstruction shows what the generator makes of it.
+
+    Args:
+        photos: one or more photos.
+        outdir: output folder, created if missing.
+        weights, face_index, device, noise_mode, log: as for :func:`morph`.
+
+    Returns:
+        One :class:`InvertResult` per photo.
+
+    Raises:
+        UserError: bad photo, model or folder; files of photos already done stay (each file is atomic).
+    """
+    if not photos:
+        raise UserError("no photo given")
+    folder = Path(outdir)
+    dev = resolve_device(device)
+    check_model(weights)
+    latent = [p for p in photos if Path(p).suffix.lower() == LATENT_SUFFIX]
+    if latent:
+        raise UserError(f"{latent[0]}: is already a latent; invert takes photos")
+    _check_folder_creatable(folder)
+    keyframes = prepare_inputs(photos, face_index, log)
+    G, E = load_models(weights, dev, need_encoder=True, log=log)
+    codes = encode_inputs(keyframes, G, E, log)
+    # Only now create the folder: a bad photo or model leaves no empty folder behind.
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{folder}: cannot create the output folder ({err.strerror or err})") from None
+    check_output_path(folder / "probe.png", kind="image")
+    results = []
+    for kf, ws in zip(keyframes, codes):
+        stem = kf.source.stem
+        recon = next(render_frames(G, [ws], batch_size=1, noise_mode=noise_mode, progress=False))
+        res = InvertResult(folder / f"{stem}_aligned.png", folder / f"{stem}_reconstruction.png",
+                           folder / f"{stem}_latent{LATENT_SUFFIX}")
+        write_image(kf.aligned, res.aligned)
+        write_image(recon, res.reconstruction)
+        save_latent(res.latent, ws)
+        results.append(res)
+    return results

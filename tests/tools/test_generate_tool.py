@@ -1,0 +1,154 @@
+"""tools/generate.py: --help, seed grids, seed interpolation videos, one-line errors and Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stylegan import load_generator
+from stylegan.render import render_seeds
+from tests.encoders.test_morph import generator_file, offline  # noqa: F401  (shared fixtures)
+from tools.generate import main, parse_seeds
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def weights(generator_file) -> Path:  # noqa: F811
+    return generator_file
+
+
+def run_and_interrupt(argv: list[str], cwd: Path, started: Callable[[], bool]) -> tuple[int, str]:
+    """Start a tool, wait until ``started()`` says frames are flowing, send SIGINT (Ctrl-C).
+
+    Returns:
+        The exit code and stderr.
+    """
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # one thread: fast start on a busy machine
+    proc = subprocess.Popen([sys.executable, *argv], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not started():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the render never started"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, err
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_help_runs_as_script():
+    done = subprocess.run([sys.executable, "tools/generate.py", "--help"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "examples:" in done.stdout and "--seeds 0-7 --trunc 0.7" in done.stdout and "--interp" in done.stdout
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-7") == list(range(8))
+    assert parse_seeds("1,5,9") == [1, 5, 9]
+    assert parse_seeds("0-2, 7") == [0, 1, 2, 7]
+    for bad in ("7-0", "a", "-3", "1,,2", ""):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_seeds(bad)
+
+
+def test_grid_of_seeds(weights, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    assert main(["--weights", str(weights), "--seeds", "0-5", "--cols", "3", "-o", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    grid = np.asarray(Image.open(out))
+    assert grid.shape == (64, 96, 3)
+    faces = render_seeds(load_generator(weights), [0, 1, 2, 3, 4, 5], progress=False)
+    assert np.array_equal(grid[32:, 64:], faces[5])  # row 1, column 2 is seed 5
+    assert np.array_equal(grid[:32, :32], faces[0])
+    assert not np.array_equal(faces[0], faces[1])
+
+
+def test_truncation_zero_gives_the_average_face_everywhere(weights, tmp_path):
+    out = tmp_path / "avg.png"
+    assert main(["--weights", str(weights), "--seeds", "0,1", "--trunc", "0", "-o", str(out), "-q"]) == 0
+    grid = np.asarray(Image.open(out))
+    assert np.array_equal(grid[:, :32], grid[:, 32:])
+
+
+def test_interpolation_between_seeds(weights, tmp_path):
+    out = tmp_path / "frames"
+    assert main(["--weights", str(weights), "--interp", "--seeds", "0,1,2", "--steps", "5", "--hold", "1",
+                 "-o", str(out), "-q"]) == 0
+    frames = sorted(out.glob("frame_*.png"))
+    assert len(frames) == 3 * 1 + 2 * 4 + 1
+    first = np.asarray(Image.open(frames[0])).astype(int)
+    seed0, seed2 = render_seeds(load_generator(weights), [0, 2], progress=False).astype(int)
+    assert np.abs(first - seed0).max() <= 1
+    assert np.abs(np.asarray(Image.open(frames[-1])).astype(int) - seed2).max() <= 1
+
+
+def test_interpolation_mp4(weights, tmp_path):
+    import imageio_ffmpeg
+
+    out = tmp_path / "seeds.mp4"
+    assert main(["--weights", str(weights), "--interp", "--seeds", "3,4", "--steps", "8", "--loop", "--size", "48",
+                 "-o", str(out), "-q"]) == 0
+    reader = imageio_ffmpeg.read_frames(str(out))
+    assert next(reader)["size"] == (48, 48)
+    assert sum(1 for _ in reader) == 2 * 7
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--model", "no-such-model"], "not a known model name"),
+    (["--weights", "{tmp}/gone.pt"], "gone.pt"),
+    (["--weights", "{tmp}/notes.txt"], "notes.txt: "),
+    (["--model", "stylegan2-ffhq-config-f"], "downloads are off"),
+    (["--weights", "{w}", "--interp", "--seeds", "3"], "at least 2 seeds"),
+    (["--weights", "{w}", "--interp", "--seeds", "0,1", "--steps", "1"], "--steps must be at least 2"),
+    (["--weights", "{w}", "-o", "{tmp}/no/dir/grid.png"], "does not exist"),
+    (["--weights", "{w}", "-o", "{tmp}/grid.bmpx"], "unknown image extension"),
+    (["--weights", "{w}", "--interp", "--seeds", "0,1", "-o", "{tmp}/v.avi"], "unsupported output type"),
+])
+def test_errors_are_one_line(args, match, weights, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("not weights")
+    argv = [a.format(tmp=tmp_path, w=weights) for a in args]
+    if "-o" not in argv:
+        argv += ["-o", str(tmp_path / "out.png")]
+    assert main(argv + ["-q"]) == 1
+    assert match in one_line_error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_bad_seed_syntax_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--seeds", "9-1"])
+    assert exc.value.code == 2 and "bad seed list" in capsys.readouterr().err
+
+
+def test_sigint_mid_render_leaves_no_file(weights, tmp_path):
+    """Ctrl-C as a user sends it: SIGINT to a running render; exit 130 and nothing at the destination."""
+    out = tmp_path / "long.mp4"
+    argv = [str(REPO / "tools" / "generate.py"), "--weights", str(weights), "--interp", "--seeds", "0,1",
+            "--steps", "1000000", "-o", str(out), "-q"]
+    code, err = run_and_interrupt(argv, tmp_path, lambda: any(p.name.startswith(".long.mp4.")
+                                                              for p in tmp_path.iterdir()))
+    assert code == 130, err
+    assert err.strip().splitlines()[-1] == "interrupted"
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
