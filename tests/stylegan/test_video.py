@@ -241,3 +241,20 @@ def test_writer_memory_does_not_grow_with_frames(tmp_path, name):
                          capture_output=True, text=True, timeout=120, check=True)
     warm, end = map(float, out.stdout.split())
     assert end - warm < 15, f"peak grew from {warm:.0f} MB to {end:.0f} MB over 200 frames"
+
+
+@pytest.mark.parametrize("name", ["p.mp4", "p.gif", "p", "p.png"])
+def test_outputs_get_the_usual_permissions(tmp_path, name):
+    """mkstemp/mkdtemp make private 0600/0700 entries; the renamed result must follow the umask."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        if name.endswith(".png"):
+            write_image(smooth_frames(1)[0], tmp_path / name)
+        else:
+            write_video(smooth_frames(2), tmp_path / name)
+    finally:
+        os.umask(old)
+    mode = (tmp_path / name).stat().st_mode & 0o777
+    assert mode == (0o755 if name == "p" else 0o644)
