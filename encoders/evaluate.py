@@ -25,7 +25,7 @@ from stylegan.networks import Generator
 from .align import default_aligner
 from .metrics import IdentityMetric, ms_ssim, mse
 
-__all__ = ["InversionScore", "evaluate_inversion", "summarize", "contact_sheet", "single_face_fraction",
+__all__ = ["InversionScore", "evaluate_inversion", "single_face_photos", "summarize", "contact_sheet", "single_face_fraction",
            "pil_to_tensor", "tensor_to_pil"]
 
 
@@ -98,6 +98,29 @@ def evaluate_inversion(photos: Sequence[str | Path], encoder: torch.nn.Module, g
         scores.append(s)
         pairs.append((aligned, recon))
     return scores, pairs
+
+
+def single_face_photos(folder: str | Path) -> list[Path]:
+    """Photos of ``folder`` that its ``SOURCES.md`` table describes as showing one person.
+
+    The table's "content" column says "single", "group", "two faces", "crowd" or
+    "NO human face"; a row counts as single-face unless it mentions a group, a
+    crowd, two people or no face (so the edge cases "partly cut face" and
+    "already aligned child" are included).
+    """
+    folder = Path(folder)
+    table = folder / "SOURCES.md"
+    if not table.is_file():
+        raise UserError(f"{folder}: no SOURCES.md describing which photos show a single face")
+    out = []
+    for line in table.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 7 or not (folder / cells[0]).is_file():
+            continue
+        content = cells[6]
+        if not any(word in content for word in ("group", "crowd", "two ", "NO ")):
+            out.append(folder / cells[0])
+    return sorted(out)
 
 
 def summarize(scores: Sequence[InversionScore], threshold: float = 0.6) -> dict[str, float]:

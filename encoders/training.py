@@ -181,6 +181,11 @@ def train_encoder(
         opt_e.load_state_dict(st["opt_e"])
         if opt_g is not None and st.get("opt_g"):
             opt_g.load_state_dict(st["opt_g"])
+        # The learning rates come from this run's options, not the saved state, so a
+        # resumed run can finish with a lower rate (a cheap final-phase decay).
+        for opt, lr in ((opt_e, cfg.lr), (opt_g, cfg.g_lr)):
+            for group in (opt.param_groups if opt is not None else []):
+                group["lr"] = lr
         step, best, elapsed_before = st["step"], st["best"], st["seconds"]
         if st.get("val_key") != val_key:
             best = float("inf")  # scores on another validation set are not comparable

@@ -63,6 +63,7 @@ class WeightSpec:
         description: One line for humans.
         local_path: For weights shipped inside this package: a path relative to
             the ``pretrained`` package folder. Such entries never download.
+        reproduce: For weights this project trained: the exact command that made them.
     """
 
     name: str
@@ -77,6 +78,7 @@ class WeightSpec:
     source: str
     description: str = ""
     local_path: str | None = None
+    reproduce: str = ""
 
     def __post_init__(self) -> None:
         # Catch registry typos at import time rather than after a 1 GB download.
@@ -175,6 +177,25 @@ _BUILTIN: tuple[WeightSpec, ...] = (
         license="NVIDIA Source Code License-NC",
         source="https://github.com/NVlabs/stylegan2-ada-pytorch",
         description="NVIDIA StyleGAN2-ADA FFHQ 1024 pickle (G, D, G_ema)",
+    ),
+    # The embedded default model: trained on this project's CPU machine with its own
+    # tools (README, "The default model"); used whenever no model is named.
+    WeightSpec(
+        name="default",
+        kind="toolkit",
+        filename="default.pt",
+        size=23_124_337,
+        sha256="4ad6d25881f1a5de45b929c6437818f59efa9a156e7478770e75697b02c37c11",
+        local_path="weights/default.pt",
+        license=("weights: this project's; training data All-Age-Faces (no licence stated, research use) and "
+                 "UTKFace (non-commercial research only): research and non-commercial use only"),
+        source="trained by tools/train_encoder.py (this repository)",
+        description="128 px face autoencoder: e4e-style encoder + StyleGAN2 generator (12 ws of 128)",
+        reproduce=("python tools/train_encoder.py --data ../shared/data/train-faces --new-generator 128 "
+                   "--g-channels 256,256,256,128,64,32 --w-dim 128 --mapping-layers 4 --enc-input 64 "
+                   "--enc-widths 32,64,128,128 --enc-units 2,2,3,2 --joint --batch 16 --lr 1e-3 --g-lr 2e-3 "
+                   "--minutes 115 --val-every 200 --threads 1 --run runs/default && "
+                   "python tools/train_encoder.py --export runs/default/best.pt pretrained/weights/default.pt --fp16"),
     ),
 )
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 EPILOG = """examples:
-  python tools/evaluate.py ../shared/data/faces --sheet sheet.png --json scores.json
+  python tools/evaluate.py ../shared/data/faces --single-only --sheet sheet.png --json scores.json
   python tools/evaluate.py a.jpg b.jpg --weights e4e_ffhq_encode.pt
   python tools/evaluate.py --morph astronaut_to_grace_hopper.mp4
 """
@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     m = p.add_mutually_exclusive_group()
     m.add_argument("--weights", help="model file (encoder + generator), e.g. an e4e checkpoint")
     m.add_argument("--model", help="registry name (default: the embedded default model)")
+    p.add_argument("--single-only", action="store_true",
+                   help="for a folder with a SOURCES.md table (like ../shared/data/faces): only its single-face photos")
     p.add_argument("--size", type=int, default=256, help="evaluation size (default 256)")
     p.add_argument("--sheet", help="write a contact sheet PNG (input | reconstruction)")
     p.add_argument("--json", help="write per-photo scores and the summary as JSON")
@@ -36,14 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _photos(args: list[str]) -> list[Path]:
+def _photos(args: list[str], single_only: bool = False) -> list[Path]:
+    from encoders.evaluate import single_face_photos
     from stylegan.errors import UserError
     from stylegan.training.dataset import IMAGE_EXTS
 
     out: list[Path] = []
     for a in args:
         p = Path(a)
-        if p.is_dir():
+        if p.is_dir() and single_only:
+            out += single_face_photos(p)
+        elif p.is_dir():
             out += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTS and "nonface" not in q.name)
         elif p.is_file():
             out.append(p)
@@ -103,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
         weights = args.weights or args.model
         E = load_encoder(weights, device=device).eval()
         G = load_generator(weights, device=device)
-        scores, pairs = evaluate_inversion(_photos(args.photos), E, G, args.size, progress=not args.quiet)
+        scores, pairs = evaluate_inversion(_photos(args.photos, args.single_only), E, G, args.size, progress=not args.quiet)
         summary = summarize(scores)
         report = {"summary": summary, "photos": [s.as_dict() for s in scores]}
         print(f"{'photo':34s} {'MSE':>8s} {'MS-SSIM':>8s} {'ID dist':>8s}  note")

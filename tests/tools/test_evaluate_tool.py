@@ -1,0 +1,61 @@
+"""tools/evaluate.py: per-photo scores, contact sheet, JSON, the morph face check and its errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from encoders import align_face
+from encoders.evaluate import single_face_photos
+from tests.encoders.test_morph import ASTRONAUT, HOPPER, model_file, offline  # noqa: F401
+from tools.evaluate import main
+
+FACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "faces"
+
+
+def test_scores_sheet_and_json(model_file, tmp_path, capsys):  # noqa: F811
+    sheet, report = tmp_path / "sheet.png", tmp_path / "scores.json"
+    code = main([str(HOPPER), str(ASTRONAUT), "--weights", str(model_file), "--sheet", str(sheet),
+                 "--json", str(report), "-q"])
+    assert code == 0
+    data = json.loads(report.read_text())
+    assert [p["name"] for p in data["photos"]] == ["grace_hopper.jpg", "astronaut.png"]
+    for p in data["photos"]:
+        assert 0 < p["mse"] < 1 and 0 <= p["ms_ssim"] < 1 and p["id_distance"] > 0  # random tiny model
+    assert data["summary"]["evaluated"] == 2
+    with Image.open(sheet) as im:
+        assert im.size == (4 * 2 * 128, 128)  # one row: 2 pairs in a 4-pair-wide grid
+    assert "median over 2 photos" in capsys.readouterr().out
+
+
+def test_morph_check_counts_frames_with_one_face(tmp_path, capsys):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    align_face(HOPPER, output_size=256).save(frames / "frame_00000.png")
+    Image.new("RGB", (256, 256), (90, 90, 90)).save(frames / "frame_00001.png")
+    report = tmp_path / "m.json"
+    assert main(["--morph", str(frames), "--json", str(report), "-q"]) == 0
+    data = json.loads(report.read_text())["morph"]
+    assert data["face_counts"] == [1, 0] and math.isclose(data["single_face_fraction"], 0.5)
+    assert "exactly one face in 1/2 frames" in capsys.readouterr().out
+
+
+def test_errors_are_one_line(tmp_path, capsys):
+    assert main([]) == 1
+    assert main([str(tmp_path / "nope.jpg")]) == 1
+    assert main(["--morph", str(tmp_path / "nope.mp4")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("error: ") for line in err)
+
+
+@pytest.mark.skipif(not FACES.is_dir(), reason=f"{FACES} not present")
+def test_single_face_selection_uses_the_sources_table():
+    photos = {p.name for p in single_face_photos(FACES)}
+    assert len(photos) == 22
+    assert "fr_obama.jpg" in photos and "fr_obama_partial_face.jpg" in photos
+    assert not any("nonface" in n or "group" in n or "crowd" in n for n in photos)
