@@ -40,7 +40,11 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import signal
+import subprocess
 import tempfile
+import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -212,6 +216,32 @@ def _temp_file(dest: Path, suffix: str) -> Path:
     return Path(tmp)
 
 
+@contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold back Ctrl-C while a subprocess is forked, then deliver it.
+
+    CPython runs signal handlers wherever the main thread happens to be; during
+    ``fork`` that is inside the at-fork callbacks (e.g. ``logging``'s lock
+    release), where a raised KeyboardInterrupt is printed as "Exception ignored"
+    and lost, so the user's Ctrl-C would do nothing. Recording the signal and
+    re-raising it after the fork makes it count.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may change handlers (and only it receives KeyboardInterrupt)
+        return
+    caught: list[tuple[int, object]] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append((signum, frame)))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        if callable(previous):
+            previous(*caught[0])  # the default handler raises KeyboardInterrupt here
+        elif previous == signal.SIG_DFL:  # pragma: no cover - nobody installs this in Python
+            raise KeyboardInterrupt
+
+
 class _AbortEncoding(BaseException):
     """Thrown into imageio-ffmpeg's generator so that it kills ffmpeg instead of waiting."""
 
@@ -232,8 +262,14 @@ class Mp4Writer(FrameWriter):
         if not 0 <= int(crf) <= 51 or int(crf) != crf:
             raise UserError(f"crf must be an integer from 0 (lossless) to 51, got {crf}")
         self.crf, self.preset = int(crf), preset
-        self._tmp = _temp_file(self.dest, ".mp4")  # ffmpeg picks the container from the suffix
+        # ffmpeg writes into a private temporary folder, not a temporary file: if
+        # Ctrl-C lands while ffmpeg is still starting, an ffmpeg we could not stop
+        # may open its output after we cleaned up; with the folder gone that open
+        # fails instead of leaving a stray file beside the destination.
+        self._tmpdir = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.", suffix=".tmp", dir=self.dest.parent))
+        self._tmp = self._tmpdir / "video.mp4"  # ffmpeg picks the container from the suffix
         self._gen = None
+        self._proc: subprocess.Popen | None = None
         self._pad = (0, 0)
 
     def _start(self) -> None:
@@ -241,13 +277,18 @@ class Mp4Writer(FrameWriter):
 
         w, h = self.size
         self._pad = (h % 2, w % 2)  # yuv420p needs even sides: pad bottom/right by one edge row/col
-        self._gen = imageio_ffmpeg.write_frames(
-            str(self._tmp), (w + self._pad[1], h + self._pad[0]), fps=self.fps, codec="libx264",
-            pix_fmt_in="rgb24", pix_fmt_out="yuv420p", quality=None, macro_block_size=1,
-            ffmpeg_log_level="error",
-            output_params=["-crf", str(self.crf), "-preset", self.preset, "-movflags", "+faststart"],
-        )
-        self._gen.send(None)  # run up to the first yield: starts ffmpeg
+        with _sigint_deferred():  # a Ctrl-C during the fork would otherwise be lost
+            self._gen = imageio_ffmpeg.write_frames(
+                str(self._tmp), (w + self._pad[1], h + self._pad[0]), fps=self.fps, codec="libx264",
+                pix_fmt_in="rgb24", pix_fmt_out="yuv420p", quality=None, macro_block_size=1,
+                ffmpeg_log_level="error",
+                output_params=["-crf", str(self.crf), "-preset", self.preset, "-movflags", "+faststart"],
+            )
+            self._gen.send(None)  # run up to the first yield: starts ffmpeg
+        # The ffmpeg process, so that abort can wait for it to be gone. imageio-ffmpeg
+        # does not expose it; its generator keeps it in the local ``p`` (best effort).
+        proc = getattr(self._gen.gi_frame, "f_locals", {}).get("p")
+        self._proc = proc if isinstance(proc, subprocess.Popen) else None
 
     def _write(self, frame: np.ndarray) -> None:
         if self._gen is None:
@@ -267,6 +308,7 @@ class Mp4Writer(FrameWriter):
             raise UserError(f"{self.dest}: ffmpeg produced no output")
         default_permissions(self._tmp)
         os.replace(self._tmp, self.dest)
+        shutil.rmtree(self._tmpdir, ignore_errors=True)
 
     def _abort(self) -> None:
         gen, self._gen = self._gen, None
@@ -275,7 +317,17 @@ class Mp4Writer(FrameWriter):
                 gen.throw(_AbortEncoding())
             except BaseException:  # _AbortEncoding comes back out after ffmpeg is killed
                 pass
-        self._tmp.unlink(missing_ok=True)
+        if self._proc is not None:
+            self._proc.kill()  # already dead in the usual case; kill() then does nothing
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # pragma: no cover - a process that ignores SIGKILL
+                pass
+        for _ in range(5):  # an ffmpeg we hold no handle to may still be creating its file
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            if not self._tmpdir.exists():
+                break
+            time.sleep(0.05)
 
 
 class GifWriter(FrameWriter):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -258,3 +259,20 @@ def test_outputs_get_the_usual_permissions(tmp_path, name):
         os.umask(old)
     mode = (tmp_path / name).stat().st_mode & 0o777
     assert mode == (0o755 if name == "p" else 0o644)
+
+
+def test_ctrl_c_while_ffmpeg_starts_is_delivered_after_the_fork():
+    """A SIGINT during the fork would be swallowed by CPython's at-fork hooks; it must arrive afterwards."""
+    import os
+    import signal
+
+    from stylegan.video import _sigint_deferred
+
+    reached_end = False
+    with pytest.raises(KeyboardInterrupt):
+        with _sigint_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler has run by now, and did not raise here
+            reached_end = True
+    assert reached_end
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
