@@ -1,0 +1,114 @@
+"""Seconds per frame of the generator for each op implementation and precision.
+
+This tool only parses arguments; the work is done by :mod:`stylegan.ops.benchmark`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from stylegan.errors import UserError
+from stylegan.ops.benchmark import default_variants, format_table, run_benchmark
+
+__all__ = ["main", "build_parser"]
+
+EPILOG = """\
+examples:
+  sgm-bench                                   # 256 and 1024 px, every CPU variant
+  sgm-bench --resolutions 256 --repeats 3 -q
+  python tools/bench.py --variants ref-fp32 fast-fp32 fast-bf16 --json bench.json
+  sgm-bench --device cuda                     # adds the compiled CUDA ops (built on first use)
+
+Variants are IMPL-PRECISION[-cl]: IMPL is ref (readable reference ops), fast (the
+PyTorch default) or cuda (compiled kernels); PRECISION is fp32, or bf16/fp16 through
+torch.autocast; -cl runs channels_last. The first variant is the baseline of the
+speed-up and PSNR columns. Weights are random with the official FFHQ shapes.
+"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keep the epilog's layout and show defaults."""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sgm-bench", description=__doc__.splitlines()[0], epilog=EPILOG,
+                                formatter_class=_Formatter)
+    p.add_argument("--resolutions", type=_positive_int, nargs="+", default=[256, 1024], metavar="PX",
+                   help="output sizes (powers of two up to 1024)")
+    p.add_argument("--variants", nargs="+", default=None, metavar="V",
+                   help="variants to run (default: all that fit the device, ref-fp32 first)")
+    p.add_argument("--repeats", type=_positive_int, default=5, help="timed frames per variant (median reported)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed frames per variant first")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda if available")
+    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the latent")
+    p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the table")
+    return p
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(payload, fh, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for ``sgm-bench``.
+
+    Args:
+        argv: Arguments without the program name; None reads ``sys.argv``.
+
+    Returns:
+        Exit status: 0 on success, 1 on a user error, 130 when interrupted.
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        if args.device == "cuda" and not torch.cuda.is_available():
+            raise UserError("--device cuda, but no CUDA GPU is visible")
+        device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                              "cpu" if args.device == "auto" else args.device)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        variants = args.variants or default_variants(device)
+        progress = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+        results = run_benchmark(args.resolutions, variants, repeats=args.repeats, warmup=args.warmup,
+                                device=device, seed=args.seed, progress=progress)
+        print(format_table(results))
+        if args.json:
+            _write_json(args.json, {
+                "device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                "repeats": args.repeats, "warmup": args.warmup, "seed": args.seed, "batch": 1,
+                "results": [r.to_dict() for r in results],
+            })
+        return 0
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
