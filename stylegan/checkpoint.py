@@ -10,8 +10,6 @@ Readers for foreign layouts (rosinality, e4e, NVIDIA pickles) live in
 from __future__ import annotations
 
 import os
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +17,10 @@ import torch
 
 from .config import GeneratorConfig
 from .errors import CheckpointError, UserError
+from .fileio import atomic_output
 from .networks import Generator
 
-__all__ = ["save_generator", "load_generator", "read_checkpoint", "atomic_torch_save", "FORMAT_TAG",
+__all__ = ["save_generator", "load_generator", "read_checkpoint", "check_weights_file", "atomic_torch_save", "FORMAT_TAG",
            "check_state_dict"]
 
 FORMAT_TAG = "stylegan-morph/generator/v1"
@@ -31,14 +30,8 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to a temp file next to ``path``, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def save_generator(path: str | os.PathLike, G: Generator, meta: dict[str, Any] | None = None,
@@ -50,19 +43,45 @@ def save_generator(path: str | os.PathLike, G: Generator, meta: dict[str, Any] |
                        "meta": dict(meta or {})}, path)
 
 
-def read_checkpoint(path: str | os.PathLike) -> Any:
-    """``torch.load(weights_only=True)`` with one-line errors for missing, truncated or foreign files."""
+def check_weights_file(path: str | os.PathLike) -> str:
+    """Refuse, with one line, what is plainly not a weights file; return its kind.
+
+    Returns:
+        ``"torch"`` (a ``torch.save`` file) or ``"pickle"`` (a plain pickle, e.g. NVIDIA's).
+
+    Raises:
+        UserError: no such file, or a folder.
+        CheckpointError: an empty file, an HTML page (a failed download), or anything else.
+    """
+    from .convert.safe_unpickle import sniff_file  # deferred: convert imports this module
+
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a weights file")
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first[:200]})") from None
-    except Exception as e:  # pickle.UnpicklingError and friends from weights_only
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: refused to load ({first[:200]})") from None
+    kind = sniff_file(path)
+    if kind == "empty":
+        raise CheckpointError(f"{path}: the file is empty (an interrupted download?)")
+    if kind == "html":
+        raise CheckpointError(f"{path}: an HTML page, not weights (a download that got an error or "
+                              f"'quota exceeded' page instead of the file?)")
+    if kind == "unknown":
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint or pickle (unrecognised first bytes)")
+    return kind
+
+
+def read_checkpoint(path: str | os.PathLike) -> Any:
+    """Load a ``torch.save`` file safely (``weights_only=True``) with one-line errors.
+
+    Missing, empty, HTML, text, truncated and refused files each get a CheckpointError
+    (or UserError) that names the file and says which of these it is.
+    """
+    from .convert.safe_unpickle import load_torch_file
+
+    if check_weights_file(path) == "pickle":
+        raise CheckpointError(f"{path}: a plain pickle (an NVIDIA .pkl?), not a torch.save checkpoint")
+    return load_torch_file(path)
 
 
 def check_state_dict(model: torch.nn.Module, sd: dict[str, torch.Tensor], source: str) -> None:

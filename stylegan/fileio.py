@@ -10,7 +10,18 @@ from typing import Iterator
 
 from .errors import UserError
 
-__all__ = ["atomic_output"]
+__all__ = ["atomic_output", "default_permissions"]
+
+
+def default_permissions(path: str | os.PathLike, directory: bool = False) -> None:
+    """Give a temporary file (or folder) the mode a plain ``open`` would have given it.
+
+    ``mkstemp``/``mkdtemp`` create private 0600/0700 entries; renamed into place they
+    would stay unreadable to other users. Apply the usual 0666/0777 minus the umask.
+    """
+    mask = os.umask(0)  # the only portable way to read the umask is to set it
+    os.umask(mask)
+    os.chmod(path, (0o777 if directory else 0o666) & ~mask)
 
 
 @contextlib.contextmanager
@@ -30,6 +41,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        default_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

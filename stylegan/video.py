@@ -53,6 +53,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import UserError
+from .fileio import default_permissions
 
 __all__ = [
     "FrameWriter", "Mp4Writer", "GifWriter", "PngDirWriter", "output_kind", "check_output_path",
@@ -197,17 +198,6 @@ class FrameWriter:
 
     def _abort(self) -> None:
         raise NotImplementedError
-
-
-def default_permissions(path: str | os.PathLike, directory: bool = False) -> None:
-    """Give a temporary file (or folder) the mode a plain ``open`` would have given it.
-
-    ``mkstemp``/``mkdtemp`` create private 0600/0700 entries; renamed into place they
-    would stay unreadable to other users. Apply the usual 0666/0777 minus the umask.
-    """
-    mask = os.umask(0)  # the only portable way to read the umask is to set it
-    os.umask(mask)
-    os.chmod(path, (0o777 if directory else 0o666) & ~mask)
 
 
 def _temp_file(dest: Path, suffix: str) -> Path:

@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..checkpoint import FORMAT_TAG, generator_from_state
+from ..checkpoint import FORMAT_TAG, check_weights_file, generator_from_state
 from ..config import GeneratorConfig
 from ..errors import CheckpointError, UserError
 from ..networks import Generator
@@ -120,18 +120,6 @@ def read_any_generator(path: str | os.PathLike) -> Generator:
         CheckpointError: an unreadable, truncated, foreign or refused file (one line).
     """
     path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{path} is a folder, not a weights file")
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
-    kind = sniff_file(path)
-    if kind == "empty":
-        raise CheckpointError(f"{path}: the file is empty (an interrupted download?)")
-    if kind == "html":
-        raise CheckpointError(f"{path}: an HTML page, not weights (a download that got an error or "
-                              f"'quota exceeded' page instead of the file?)")
-    if kind == "pickle":
+    if check_weights_file(path) == "pickle":
         return generator_from_checkpoint(load_network_pickle(path), str(path))
-    if kind == "unknown":
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint or pickle (unrecognised first bytes)")
     return generator_from_checkpoint(load_torch_file(path), str(path))
