@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import torch
 
 from stylegan.checkpoint import atomic_torch_save, read_checkpoint
 from stylegan.errors import CheckpointError

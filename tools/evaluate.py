@@ -13,6 +13,8 @@ import math
 import sys
 from pathlib import Path
 
+from tools._cli import run_cli
+
 EPILOG = """examples:
   python tools/evaluate.py ../shared/data/faces --single-only --sheet sheet.png --json scores.json
   python tools/evaluate.py a.jpg b.jpg --weights e4e_ffhq_encode.pt
@@ -78,16 +80,7 @@ def _frames(path: str):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from stylegan.errors import UserError
-
-    try:
-        return _run(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_cli(lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from stylegan.errors import UserError
+from tools._cli import run_cli
 
 EPILOG = """\
 examples:
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet:
             print(message, file=sys.stderr)
 
-    try:
+    def body() -> None:
         import torch
 
         from encoders.morph import default_output_name, morph
@@ -86,18 +86,13 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size, noise_mode=args.noise_mode, device=args.device,
             progress=not args.quiet, log=log,
         )
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    if not args.quiet:
-        w, h = result.size
-        print(f"wrote {result.output} ({result.frames} frames, {w}x{h}, {args.fps:g} fps, {result.seconds:.1f} s)")
-        for path in result.latents:
-            print(f"wrote {path}")
-    return 0
+        if not args.quiet:
+            w, h = result.size
+            print(f"wrote {result.output} ({result.frames} frames, {w}x{h}, {args.fps:g} fps, {result.seconds:.1f} s)")
+            for path in result.latents:
+                print(f"wrote {path}")
+
+    return run_cli(body)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from stylegan.errors import UserError
+from tools._cli import run_cli
 
 EPILOG = """\
 examples:
@@ -47,21 +47,16 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet:
             print(message, file=sys.stderr)
 
-    try:
+    def body() -> None:
         from encoders.morph import invert
 
         results = invert(args.photos, args.output, weights=args.weights or args.model, face_index=args.face_index,
                          device=args.device, noise_mode=args.noise_mode, log=log)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    if not args.quiet:
-        for r in results:
-            print(f"wrote {r.aligned}, {r.reconstruction}, {r.latent}")
-    return 0
+        if not args.quiet:
+            for r in results:
+                print(f"wrote {r.aligned}, {r.reconstruction}, {r.latent}")
+
+    return run_cli(body)
 
 
 if __name__ == "__main__":

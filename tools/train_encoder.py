@@ -10,6 +10,8 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from tools._cli import run_cli
+
 EPILOG = """examples:
   # the embedded default model (64 px, joint autoencoder, ~2 h on 2 CPU cores):
   python tools/train_encoder.py --data ../shared/data/train-faces --new-generator 64 \\
@@ -65,16 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from stylegan.errors import UserError
-
-    try:
-        return _run(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; the last checkpoint in the run directory is intact", file=sys.stderr)
-        return 130
+    return run_cli(lambda: _run(args), interrupted="interrupted; the last checkpoint in the run directory is intact")
 
 
 def _run(args: argparse.Namespace) -> int:

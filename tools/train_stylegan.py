@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from tools._cli import run_cli
+
 EPILOG = """examples:
   python tools/train_stylegan.py --data faces/ --resolution 64 --minutes 120 --run runs/gan64
   python tools/train_stylegan.py --data faces/ --resolution 128 --channel-base 4096 --channel-max 256 \\
@@ -47,16 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from stylegan.errors import UserError
-
-    try:
-        return _run(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; the last checkpoint in the run directory is intact", file=sys.stderr)
-        return 130
+    return run_cli(lambda: _run(args), interrupted="interrupted; the last checkpoint in the run directory is intact")
 
 
 def _run(args: argparse.Namespace) -> int:

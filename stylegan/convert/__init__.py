@@ -27,13 +27,13 @@ from typing import Any, Mapping
 
 from ..checkpoint import FORMAT_TAG, check_weights_file, generator_from_state
 from ..config import GeneratorConfig
-from ..errors import CheckpointError, UserError
+from ..errors import CheckpointError
 from ..networks import Generator
 from .e4e import is_e4e, read_e4e
 from .layout import describe_keys, estimate_w_avg, infer_config, ours_layout
 from .nvidia_pkl import generator_from_nvidia, generator_from_nvidia_state, read_nvidia_pickle
 from .rosinality import generator_from_rosinality, read_rosinality, rosinality_layout, to_rosinality
-from .safe_unpickle import load_network_pickle, load_torch_file, sniff_file
+from .safe_unpickle import load_network_pickle, load_torch_file
 
 __all__ = [
     "read_any_generator", "generator_from_checkpoint", "MODEL_FORMAT",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 import encoders
 from encoders.align import (Face, FaceAligner, NoFaceError, align_face, align_from_landmarks,

@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from stylegan.ops import downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
-from stylegan.ops.upfirdn2d_ref import upfirdn2d_ref
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,28 @@
+"""What every tool does around its work: one-line errors and a clean Ctrl-C."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+__all__ = ["run_cli"]
+
+
+def run_cli(body: Callable[[], int | None], interrupted: str = "interrupted") -> int:
+    """Run ``body`` and turn the ways it can end into exit codes.
+
+    A :class:`stylegan.errors.UserError` prints ``error: <message>`` on one line and
+    returns 1; Ctrl-C prints ``interrupted`` and returns 130 (the shell's code for
+    SIGINT). Any other exception is a bug and keeps its traceback.
+    """
+    from stylegan.errors import UserError  # deferred so that --help never needs torch
+
+    try:
+        code = body()
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return 130
+    return 0 if code is None else code
