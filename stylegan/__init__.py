@@ -1,21 +1,39 @@
-"""StyleGAN2 generator with fast CPU ops, lazily-built CUDA ops and safe checkpoint readers."""
+"""StyleGAN2 generator with fast CPU ops, lazily-built CUDA ops and safe checkpoint readers.
 
-from .checkpoint import load_generator, save_generator
-from .config import GeneratorConfig
-from .errors import CheckpointError, UserError
-from .networks import FullyConnectedLayer, Generator, MappingNetwork, SynthesisNetwork
+The public names below are imported on first use (PEP 562), so that light
+modules such as :mod:`stylegan.errors` (which ``pretrained`` needs) can be
+imported without loading torch.
+"""
 
-__all__ = [
-    "Generator", "GeneratorConfig", "MappingNetwork", "SynthesisNetwork", "FullyConnectedLayer",
-    "load_generator", "save_generator", "UserError", "CheckpointError",
-]
+from __future__ import annotations
 
-# Morph videos: lazy latent paths, batched rendering, streaming atomic writers.
-from .interpolation import interpolation_path, lerp, num_frames, slerp
-from .render import render_frames, render_video, resolve_device
-from .video import open_writer, write_video
+import importlib
+from typing import Any
 
-__all__ += [
-    "interpolation_path", "num_frames", "lerp", "slerp", "render_frames", "render_video", "resolve_device",
-    "open_writer", "write_video",
-]
+# public name -> submodule that defines it
+_EXPORTS = {
+    "Generator": "networks", "MappingNetwork": "networks", "SynthesisNetwork": "networks",
+    "FullyConnectedLayer": "networks",
+    "GeneratorConfig": "config",
+    "load_generator": "checkpoint", "save_generator": "checkpoint",
+    "UserError": "errors", "CheckpointError": "errors",
+    # Morph videos: lazy latent paths, batched rendering, streaming atomic writers.
+    "interpolation_path": "interpolation", "num_frames": "interpolation", "lerp": "interpolation",
+    "slerp": "interpolation",
+    "render_frames": "render", "render_video": "render", "resolve_device": "render",
+    "open_writer": "video", "write_video": "video",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value  # cache: later lookups skip __getattr__
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
