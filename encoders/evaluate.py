@@ -24,6 +24,7 @@ from stylegan.networks import Generator
 
 from .align import default_aligner
 from .metrics import IdentityMetric, ms_ssim, mse
+from .refine import auto_refine_steps, refine_latent
 
 __all__ = ["InversionScore", "evaluate_inversion", "single_face_photos", "summarize", "contact_sheet", "single_face_fraction",
            "pil_to_tensor", "tensor_to_pil"]
@@ -59,9 +60,14 @@ def tensor_to_pil(x: torch.Tensor) -> Image.Image:
 
 @torch.no_grad()
 def evaluate_inversion(photos: Sequence[str | Path], encoder: torch.nn.Module, generator: Generator,
-                       eval_size: int = 256, progress: bool = True
+                       eval_size: int = 256, refine: int | str = 0, progress: bool = True
                        ) -> tuple[list[InversionScore], list[tuple[Image.Image, Image.Image]]]:
-    """Score the inversion of each photo; returns the scores and (aligned, reconstruction) pairs."""
+    """Score the inversion of each photo; returns the scores and (aligned, reconstruction) pairs.
+
+    ``refine`` optimisation steps (or ``"auto"``) refine each code after encoding, as
+    :func:`encoders.morph.morph` does (:mod:`encoders.refine`).
+    """
+    steps = auto_refine_steps(generator) if refine == "auto" else int(refine)
     aligner = default_aligner()
     ident = IdentityMetric()
     device = next(generator.parameters()).device
@@ -79,7 +85,8 @@ def evaluate_inversion(photos: Sequence[str | Path], encoder: torch.nn.Module, g
         except UserError as e:
             scores.append(InversionScore(name, error=str(e)))
             continue
-        ws = encoder.encode(pil_to_tensor(aligned).to(device))
+        x = pil_to_tensor(aligned).to(device)
+        ws = refine_latent(generator, x, encoder.encode(x), steps)
         recon = tensor_to_pil(generator.synthesis(ws, noise_mode="const"))
         if recon.size != aligned.size:
             recon = recon.resize(aligned.size, Image.LANCZOS)

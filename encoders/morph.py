@@ -42,6 +42,8 @@ from stylegan.interpolation import KINDS, get_easing, get_schedule, interpolatio
 from stylegan.render import render_frames, render_video, resolve_device, to_uint8
 from stylegan.video import DEFAULT_CRF, check_output_path, default_permissions, output_kind, write_image
 
+from .refine import auto_refine_steps, refine_latent
+
 __all__ = [
     "ALIGN_SIZE", "LATENT_SUFFIX", "MorphResult", "InvertResult", "Keyframe", "morph", "invert",
     "check_model", "resolve_model", "load_models", "load_latent", "save_latent", "prepare_inputs", "encode_inputs",
@@ -277,12 +279,18 @@ def _image_tensor(img: Image.Image) -> torch.Tensor:
 
 
 def encode_inputs(keyframes: list[Keyframe], G: torch.nn.Module, E: torch.nn.Module | None,
-                  log: Log = _quiet) -> torch.Tensor:
-    """Fill in every keyframe's code: encode photos, read and check latents.
+                  log: Log = _quiet, refine: int | str = "auto") -> torch.Tensor:
+    """Fill in every keyframe's code: encode photos (then refine them), read and check latents.
+
+    Args:
+        refine: optimisation steps that refine each photo's code after encoding
+            (:func:`encoders.refine.refine_latent`); ``"auto"`` means 100 for generators up
+            to 256 px and 0 above, where a step costs seconds on a CPU.
 
     Returns:
         float32 [K, num_ws, w_dim] on the CPU.
     """
+    steps = auto_refine_steps(G) if refine == "auto" else int(refine)
     for kf in keyframes:
         if kf.is_latent:
             kf.ws = load_latent(kf.source, G.num_ws, G.w_dim)
@@ -290,8 +298,13 @@ def encode_inputs(keyframes: list[Keyframe], G: torch.nn.Module, E: torch.nn.Mod
         if E is None:
             raise UserError(f"{kf.source}: a photo needs an encoder")
         log(f"encoding {kf.source}")
-        with torch.inference_mode():
-            kf.ws = E.encode(_image_tensor(kf.aligned))[0].float().cpu()  # [num_ws, w_dim]
+        image = _image_tensor(kf.aligned)
+        with torch.no_grad():
+            ws = E.encode(image)  # [1, num_ws, w_dim]
+        if steps:
+            log(f"refining the code of {kf.source} ({steps} steps)")
+            ws = refine_latent(G, image, ws, steps)
+        kf.ws = ws[0].float().cpu()
     return torch.stack([kf.ws for kf in keyframes])
 
 
@@ -362,7 +375,7 @@ def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
           schedule: str | None = None, loop: bool = False, side_by_side: bool = False,
           save_latents: bool = False, face_index: int | Sequence[int | None] | None = None,
           batch_size: int = 4, noise_mode: str = "const", device: str | torch.device = "auto",
-          progress: bool = True, log: Log = _quiet) -> MorphResult:
+          refine: int | str = "auto", progress: bool = True, log: Log = _quiet) -> MorphResult:
     """Make a morph video through two or more faces.
 
     Args:
@@ -385,6 +398,8 @@ def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
         batch_size: frames synthesised together.
         noise_mode: ``const`` (stored noise; steady video), ``random`` or ``none``.
         device: ``auto``, ``cpu`` or ``cuda``.
+        refine: optimisation steps on each photo's code after encoding; ``"auto"`` = 100 for
+            generators up to 256 px, 0 above (see :mod:`encoders.refine`).
         progress: show a progress bar while rendering.
         log: receives one-line status messages (loading, aligning, encoding).
 
@@ -405,7 +420,7 @@ def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
     check_model(weights)  # a typo in the name fails now, not after aligning every photo
     keyframes = prepare_inputs(inputs, face_index, log)
     G, E = load_models(weights, dev, need_encoder=any(not kf.is_latent for kf in keyframes), log=log)
-    codes = encode_inputs(keyframes, G, E, log)  # [K, num_ws, w_dim]
+    codes = encode_inputs(keyframes, G, E, log, refine)  # [K, num_ws, w_dim]
     del E  # the encoder is not needed for rendering; free it before the frames start
 
     path = interpolation_path(codes, steps, kind=kind, easing=easing, hold=hold, loop=loop, schedule=schedule)
@@ -445,7 +460,7 @@ def _check_folder_creatable(folder: Path) -> None:
 
 def invert(photos: Sequence[str | os.PathLike], outdir: str | os.PathLike = ".", *,
            weights: str | os.PathLike | None = None, face_index: int | Sequence[int | None] | None = None,
-           device: str | torch.device = "auto", noise_mode: str = "const",
+           device: str | torch.device = "auto", noise_mode: str = "const", refine: int | str = "auto",
            log: Log = _quiet) -> list[InvertResult]:
     """Invert photos: write ``<stem>_aligned.png``, ``<stem>_reconstruction.png`` and ``<stem>_latent.npy``.
 
@@ -455,7 +470,7 @@ def invert(photos: Sequence[str | os.PathLike], outdir: str | os.PathLike = ".",
     Args:
         photos: one or more photos.
         outdir: output folder, created if missing.
-        weights, face_index, device, noise_mode, log: as for :func:`morph`.
+        weights, face_index, device, noise_mode, refine, log: as for :func:`morph`.
 
     Returns:
         One :class:`InvertResult` per photo.
@@ -474,7 +489,7 @@ def invert(photos: Sequence[str | os.PathLike], outdir: str | os.PathLike = ".",
     _check_folder_creatable(folder)
     keyframes = prepare_inputs(photos, face_index, log)
     G, E = load_models(weights, dev, need_encoder=True, log=log)
-    codes = encode_inputs(keyframes, G, E, log)
+    codes = encode_inputs(keyframes, G, E, log, refine)
     # Only now create the folder: a bad photo or model leaves no empty folder behind.
     try:
         folder.mkdir(parents=True, exist_ok=True)

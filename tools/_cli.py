@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Callable
 
-__all__ = ["run_cli"]
+__all__ = ["run_cli", "refine_steps"]
 
 
 def run_cli(body: Callable[[], int | None], interrupted: str = "interrupted") -> int:
@@ -26,3 +27,16 @@ def run_cli(body: Callable[[], int | None], interrupted: str = "interrupted") ->
         print(interrupted, file=sys.stderr)
         return 130
     return 0 if code is None else code
+
+
+def refine_steps(text: str) -> int | str:
+    """argparse type for ``--refine``: ``auto`` or a number of steps >= 0."""
+    if text == "auto":
+        return text
+    try:
+        steps = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of steps or 'auto', got {text!r}") from None
+    if steps < 0:
+        raise argparse.ArgumentTypeError(f"steps must be >= 0, got {steps}")
+    return steps

@@ -13,7 +13,7 @@ import math
 import sys
 from pathlib import Path
 
-from tools._cli import run_cli
+from tools._cli import refine_steps, run_cli
 
 EPILOG = """examples:
   python tools/evaluate.py ../shared/data/faces --single-only --sheet sheet.png --json scores.json
@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--single-only", action="store_true",
                    help="for a folder with a SOURCES.md table (like ../shared/data/faces): only its single-face photos")
     p.add_argument("--size", type=int, default=256, help="evaluation size (default 256)")
+    p.add_argument("--refine", type=refine_steps, default="auto", metavar="N|auto",
+                   help="optimisation steps on each code after encoding, as sgm-interpolate does (default: auto)")
     p.add_argument("--sheet", help="write a contact sheet PNG (input | reconstruction)")
     p.add_argument("--json", help="write per-photo scores and the summary as JSON")
     p.add_argument("--morph", help="a morph video (or folder of frames): report the share of frames with exactly one face")
@@ -87,6 +89,7 @@ def _run(args: argparse.Namespace) -> int:
     import torch
 
     from encoders import load_encoder
+    from encoders.refine import auto_refine_steps
     from encoders.evaluate import contact_sheet, evaluate_inversion, single_face_fraction, summarize
     from stylegan import load_generator
     from stylegan.errors import UserError
@@ -101,13 +104,16 @@ def _run(args: argparse.Namespace) -> int:
         weights = args.weights or args.model
         E = load_encoder(weights, device=device).eval()
         G = load_generator(weights, device=device)
-        scores, pairs = evaluate_inversion(_photos(args.photos, args.single_only), E, G, args.size, progress=not args.quiet)
+        scores, pairs = evaluate_inversion(_photos(args.photos, args.single_only), E, G, args.size, args.refine,
+                                          progress=not args.quiet)
         summary = summarize(scores)
-        report = {"summary": summary, "photos": [s.as_dict() for s in scores]}
+        report = {"summary": summary, "refine": args.refine, "photos": [s.as_dict() for s in scores]}
         print(f"{'photo':34s} {'MSE':>8s} {'MS-SSIM':>8s} {'ID dist':>8s}  note")
         for s in scores:
             note = s.error or ("" if s.face_found_in_reconstruction else "no face found in reconstruction")
             print(f"{s.name[:34]:34s} {s.mse:8.4f} {s.ms_ssim:8.3f} {s.id_distance:8.3f}  {note}")
+        print(f"refinement: {args.refine} steps" if args.refine != "auto" else
+              f"refinement: auto ({auto_refine_steps(G)} steps for this {G.img_resolution} px generator)")
         print(f"median over {summary['evaluated']} photos: MSE {summary['median_mse']:.4f}, "
               f"MS-SSIM {summary['median_ms_ssim']:.3f}, identity distance {summary['median_id_distance']:.3f} "
               f"({100 * summary['same_person_fraction']:.0f}% below 0.6)")

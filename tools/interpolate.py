@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import run_cli
+from tools._cli import refine_steps, run_cli
 
 EPILOG = """\
 examples:
@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="per-layer noise; const keeps the video steady (default: const)")
     parser.add_argument("--seed", type=int, default=0, help="random seed, used by --noise-mode random (default: 0)")
     parser.add_argument("--batch-size", type=int, default=4, help="frames synthesised together (default: 4)")
+    parser.add_argument("--refine", type=refine_steps, default="auto", metavar="N|auto",
+                        help="optimisation steps that refine each photo's code after encoding; auto = 100 for "
+                             "generators up to 256 px, 0 above (default: auto)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     return parser
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             weights=args.weights or args.model, steps=args.steps, fps=args.fps, crf=args.crf, size=args.size,
             hold=args.hold, easing=args.easing, kind=args.kind, schedule=args.schedule, loop=args.loop,
             side_by_side=args.side_by_side, save_latents=args.save_latents, face_index=args.face_index,
-            batch_size=args.batch_size, noise_mode=args.noise_mode, device=args.device,
+            batch_size=args.batch_size, noise_mode=args.noise_mode, device=args.device, refine=args.refine,
             progress=not args.quiet, log=log,
         )
         if not args.quiet:

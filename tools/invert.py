@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import run_cli
+from tools._cli import refine_steps, run_cli
 
 EPILOG = """\
 examples:
@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="which face in each photo, 0 = largest (default: 0)")
     parser.add_argument("--noise-mode", choices=("const", "random", "none"), default="const",
                         help="noise for the reconstruction (default: const)")
+    parser.add_argument("--refine", type=refine_steps, default="auto", metavar="N|auto",
+                        help="optimisation steps that refine each photo's code after encoding; auto = 100 for "
+                             "generators up to 256 px, 0 above (default: auto)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     return parser
@@ -51,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         from encoders.morph import invert
 
         results = invert(args.photos, args.output, weights=args.weights or args.model, face_index=args.face_index,
-                         device=args.device, noise_mode=args.noise_mode, log=log)
+                         device=args.device, noise_mode=args.noise_mode, refine=args.refine, log=log)
         if not args.quiet:
             for r in results:
                 print(f"wrote {r.aligned}, {r.reconstruction}, {r.latent}")
