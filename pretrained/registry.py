@@ -184,17 +184,19 @@ _BUILTIN: tuple[WeightSpec, ...] = (
         name="default",
         kind="toolkit",
         filename="default.pt",
-        size=23_124_337,
-        sha256="4ad6d25881f1a5de45b929c6437818f59efa9a156e7478770e75697b02c37c11",
+        size=23131246,
+        sha256="92488d7a193d53547dd7b5c4bd5b7d4ebaee7f9a0a740be14dae0cfe1bfe7a5a",
         local_path="weights/default.pt",
         license=("weights: this project's; training data All-Age-Faces (no licence stated, research use) and "
                  "UTKFace (non-commercial research only): research and non-commercial use only"),
         source="trained by tools/train_encoder.py (this repository)",
         description="128 px face autoencoder: e4e-style encoder + StyleGAN2 generator (12 ws of 128)",
-        reproduce=("python tools/train_encoder.py --data ../shared/data/train-faces --new-generator 128 "
-                   "--g-channels 256,256,256,128,64,32 --w-dim 128 --mapping-layers 4 --enc-input 64 "
-                   "--enc-widths 32,64,128,128 --enc-units 2,2,3,2 --joint --batch 16 --lr 1e-3 --g-lr 2e-3 "
-                   "--minutes 115 --val-every 200 --threads 1 --run runs/default && "
+        reproduce=("A='--data ../shared/data/train-faces --new-generator 128 --g-channels 256,256,256,128,64,32 "
+                   "--w-dim 128 --mapping-layers 4 --enc-input 64 --enc-widths 32,64,128,128 --enc-units 2,2,3,2 "
+                   "--joint --batch 16 --threads 1 --run runs/default'; "
+                   "python tools/train_encoder.py $A --lr 1e-3 --g-lr 2e-3 --steps 5200 && "
+                   "python tools/train_encoder.py $A --lr 4e-4 --g-lr 8e-4 --steps 7000 && "
+                   "python tools/train_encoder.py $A --lr 1.5e-4 --g-lr 3e-4 --steps 9122 && "
                    "python tools/train_encoder.py --export runs/default/best.pt pretrained/weights/default.pt --fp16"),
     ),
 )
