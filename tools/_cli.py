@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Callable
 
-__all__ = ["run_cli", "refine_steps"]
+__all__ = ["run_cli", "refine_steps", "add_refine_option"]
 
 
 def run_cli(body: Callable[[], int | None], interrupted: str = "interrupted") -> int:
@@ -40,3 +40,10 @@ def refine_steps(text: str) -> int | str:
     if steps < 0:
         raise argparse.ArgumentTypeError(f"steps must be >= 0, got {steps}")
     return steps
+
+
+def add_refine_option(parser: argparse.ArgumentParser) -> None:
+    """``--refine N|auto``, shared by the tools that invert photos (see :mod:`encoders.refine`)."""
+    parser.add_argument("--refine", type=refine_steps, default="auto", metavar="N|auto",
+                        help="optimisation steps that refine each photo's code after encoding; auto = 100 for "
+                             "generators up to 256 px, 0 above (default: auto)")

@@ -13,7 +13,7 @@ import math
 import sys
 from pathlib import Path
 
-from tools._cli import refine_steps, run_cli
+from tools._cli import add_refine_option, run_cli
 
 EPILOG = """examples:
   python tools/evaluate.py ../shared/data/faces --single-only --sheet sheet.png --json scores.json
@@ -32,8 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--single-only", action="store_true",
                    help="for a folder with a SOURCES.md table (like ../shared/data/faces): only its single-face photos")
     p.add_argument("--size", type=int, default=256, help="evaluation size (default 256)")
-    p.add_argument("--refine", type=refine_steps, default="auto", metavar="N|auto",
-                   help="optimisation steps on each code after encoding, as sgm-interpolate does (default: auto)")
+    add_refine_option(p)
     p.add_argument("--sheet", help="write a contact sheet PNG (input | reconstruction)")
     p.add_argument("--json", help="write per-photo scores and the summary as JSON")
     p.add_argument("--morph", help="a morph video (or folder of frames): report the share of frames with exactly one face")

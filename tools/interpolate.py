@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import refine_steps, run_cli
+from tools._cli import add_refine_option, run_cli
 
 EPILOG = """\
 examples:
@@ -59,9 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="per-layer noise; const keeps the video steady (default: const)")
     parser.add_argument("--seed", type=int, default=0, help="random seed, used by --noise-mode random (default: 0)")
     parser.add_argument("--batch-size", type=int, default=4, help="frames synthesised together (default: 4)")
-    parser.add_argument("--refine", type=refine_steps, default="auto", metavar="N|auto",
-                        help="optimisation steps that refine each photo's code after encoding; auto = 100 for "
-                             "generators up to 256 px, 0 above (default: auto)")
+    add_refine_option(parser)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     return parser

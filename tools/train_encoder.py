@@ -77,7 +77,7 @@ def _run(args: argparse.Namespace) -> int:
     from encoders.training import EncoderTrainConfig, train_encoder
     from stylegan import Generator, GeneratorConfig, load_generator
     from stylegan.errors import UserError
-    from stylegan.training.dataset import ImageSet, list_images, load_images, read_identity_labels, split_by_identity
+    from stylegan.training.dataset import load_split
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -109,20 +109,9 @@ def _run(args: argparse.Namespace) -> int:
                          se_reduction=min(16, min(args.enc_widths)))
     E = Encoder4Editing(ecfg)
 
-    files, ids = [], {}
-    for d in args.data:
-        files += list_images(d)
-        ids.update(read_identity_labels(Path(d)))
-    train_files, val_files = split_by_identity(files, val_fraction=args.val_fraction, id_map=ids,
-                                              max_val=args.val_count)
-    if not val_files or not train_files:
-        raise UserError(f"{len(files)} images are too few to hold out a validation set; "
-                        "add images or raise --val-fraction")
-    print(f"{len(train_files)} training and {len(val_files)} validation images "
-          f"(split by identity); generator {res}px, {G.num_ws} ws of {G.w_dim}")
-    cache = Path(args.run) / "cache"
-    train = ImageSet(load_images(train_files, res, cache))
-    val = ImageSet(load_images(val_files, res, cache))
+    train, val, n_train, n_val = load_split(args.data, res, args.val_fraction, args.val_count, Path(args.run) / "cache")
+    print(f"{n_train} training and {n_val} validation images (split by identity); "
+          f"generator {res}px, {G.num_ws} ws of {G.w_dim}")
     known = {f.name for f in fields(EncoderTrainConfig)}
     cfg = EncoderTrainConfig(**{k: v for k, v in dict(
         batch_size=args.batch, lr=args.lr, g_lr=args.g_lr, joint=args.joint, delta_weight=args.delta_weight,
@@ -130,7 +119,7 @@ def _run(args: argparse.Namespace) -> int:
         total_steps=args.steps, max_minutes=args.minutes, val_every=args.val_every,
         sample_every=args.val_every, ckpt_every=args.val_every, seed=args.seed).items() if k in known})
     meta = {"command": "python tools/train_encoder.py " + " ".join(sys.argv[1:]),
-            "data": [str(d) for d in args.data], "num_train": len(train_files), "num_val": len(val_files)}
+            "data": [str(d) for d in args.data], "num_train": n_train, "num_val": n_val}
     best = train_encoder(G, E, train, val, args.run, cfg, meta=meta)
     print(f"best model: {best}")
     return 0

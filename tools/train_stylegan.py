@@ -57,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from stylegan import Generator, GeneratorConfig
     from stylegan.errors import UserError
-    from stylegan.training.dataset import ImageSet, list_images, load_images, read_identity_labels, split_by_identity
+    from stylegan.training.dataset import load_split
     from stylegan.training.discriminator import Discriminator
     from stylegan.training.gan import GanTrainConfig, train_gan
 
@@ -72,24 +72,16 @@ def _run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     G = Generator(gcfg)
     D = Discriminator(args.resolution, args.channel_base, args.channel_max)
-    files, ids = [], {}
-    for d in args.data:
-        files += list_images(d)
-        ids.update(read_identity_labels(Path(d)))
-    train_files, val_files = split_by_identity(files, args.val_fraction, ids, max_val=args.val_count)
-    if not train_files or not val_files:
-        raise UserError(f"{len(files)} images are too few to hold out a validation set; raise --val-fraction")
-    print(f"{len(train_files)} training / {len(val_files)} validation images; G {sum(p.numel() for p in G.parameters())/1e6:.2f}M "
+    train, val, n_train, n_val = load_split(args.data, args.resolution, args.val_fraction, args.val_count,
+                                            Path(args.run) / "cache")
+    print(f"{n_train} training / {n_val} validation images; G {sum(p.numel() for p in G.parameters())/1e6:.2f}M "
           f"params, D {sum(p.numel() for p in D.parameters())/1e6:.2f}M")
-    cache = Path(args.run) / "cache"
-    train = ImageSet(load_images(train_files, args.resolution, cache))
-    val = ImageSet(load_images(val_files, args.resolution, cache))
     cfg = GanTrainConfig(batch_size=args.batch, g_lr=args.g_lr, d_lr=args.d_lr, r1_gamma=args.r1_gamma,
                          bf16=not args.no_bf16, total_steps=args.steps, max_minutes=args.minutes,
                          eval_every=args.eval_every, sample_every=args.eval_every, ckpt_every=args.eval_every,
                          eval_samples=args.eval_samples, seed=args.seed)
     meta = {"command": "python tools/train_stylegan.py " + " ".join(sys.argv[1:] if argv_is_cli() else []),
-            "num_train": len(train_files), "num_val": len(val_files)}
+            "num_train": n_train, "num_val": n_val}
     best = train_gan(G, D, train, val, args.run, cfg, meta=meta)
     print(f"best generator: {best}")
     return 0

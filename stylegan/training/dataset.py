@@ -19,7 +19,8 @@ from PIL import Image
 
 from ..errors import UserError
 
-__all__ = ["ImageSet", "list_images", "split_by_identity", "read_identity_labels", "load_images", "IMAGE_EXTS"]
+__all__ = ["ImageSet", "list_images", "split_by_identity", "read_identity_labels", "load_images", "load_split",
+           "IMAGE_EXTS"]
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
@@ -137,3 +138,29 @@ class ImageSet:
 
     def sample(self, n: int, rng: np.random.Generator, mirror: bool = True) -> torch.Tensor:
         return self.batch(rng.integers(0, len(self), n), mirror=mirror, rng=rng)
+
+
+def load_split(folders: Sequence[str | os.PathLike], resolution: int, val_fraction: float, max_val: int,
+               cache_dir: str | os.PathLike | None = None) -> tuple[ImageSet, ImageSet, int, int]:
+    """The trainers' data: every image under ``folders``, split by identity, decoded at ``resolution``.
+
+    Identities come from label CSVs in each folder (:func:`read_identity_labels`).
+
+    Returns:
+        (train, val, number of training files, number of validation files).
+
+    Raises:
+        UserError: no images, or too few to hold out a validation set.
+    """
+    files: list[Path] = []
+    ids: dict[str, str] = {}
+    for folder in folders:
+        files += list_images(folder)
+        ids.update(read_identity_labels(Path(folder)))
+    train_files, val_files = split_by_identity(files, val_fraction, ids, max_val=max_val)
+    if not train_files or not val_files:
+        raise UserError(f"{len(files)} images are too few to hold out a validation set; "
+                        "add images or raise --val-fraction")
+    train = ImageSet(load_images(train_files, resolution, cache_dir))
+    val = ImageSet(load_images(val_files, resolution, cache_dir))
+    return train, val, len(train_files), len(val_files)
