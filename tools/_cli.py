@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Callable
 
-__all__ = ["run_cli", "refine_steps", "add_refine_option"]
+__all__ = ["run_cli", "refine_steps", "add_refine_option", "add_model_options"]
 
 
 def run_cli(body: Callable[[], int | None], interrupted: str = "interrupted") -> int:
@@ -47,3 +47,11 @@ def add_refine_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refine", type=refine_steps, default="auto", metavar="N|auto",
                         help="optimisation steps that refine each photo's code after encoding; auto = 100 for "
                              "generators up to 256 px, 0 above (default: auto)")
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """``--model NAME | --weights PATH`` for the tools that need an encoder and a generator."""
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--model", metavar="NAME", help="a registered model, e.g. e4e-ffhq (downloaded once)")
+    model.add_argument("--weights", metavar="PATH",
+                       help="an e4e checkpoint or model file (default: the embedded default model)")

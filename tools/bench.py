@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
 from stylegan.errors import UserError
+from stylegan.fileio import atomic_output
 from stylegan.ops.benchmark import default_variants, format_table, run_benchmark
+from tools._cli import run_cli
 
 __all__ = ["main", "build_parser"]
 
@@ -63,14 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _write_json(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         Exit status: 0 on success, 1 on a user error, 130 when interrupted.
     """
     args = build_parser().parse_args(argv)
-    try:
+
+    def body() -> int:
         if args.device == "cuda" and not torch.cuda.is_available():
             raise UserError("--device cuda, but no CUDA GPU is visible")
         device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
@@ -102,12 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                 "results": [r.to_dict() for r in results],
             })
         return 0
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+
+    return run_cli(body)
 
 
 if __name__ == "__main__":

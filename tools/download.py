@@ -11,6 +11,7 @@ import sys
 from pretrained import cache_dir, cache_status, download, get_spec, list_pretrained
 from pretrained.download import ENV_CACHE, ENV_OFFLINE
 from stylegan.errors import UserError
+from tools._cli import run_cli
 
 __all__ = ["main"]
 
@@ -105,15 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         Exit status: 0 on success, 1 on a user error, 130 when interrupted.
     """
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        # download() has already removed its temporary file.
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    # On Ctrl-C, download() has already removed its temporary file.
+    return run_cli(lambda: args.func(args))
 
 
 if __name__ == "__main__":

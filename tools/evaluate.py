@@ -13,7 +13,7 @@ import math
 import sys
 from pathlib import Path
 
-from tools._cli import add_refine_option, run_cli
+from tools._cli import add_model_options, add_refine_option, run_cli
 
 EPILOG = """examples:
   python tools/evaluate.py ../shared/data/faces --single-only --sheet sheet.png --json scores.json
@@ -26,9 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("photos", nargs="*", help="photos or folders of photos (files named *nonface* are skipped)")
-    m = p.add_mutually_exclusive_group()
-    m.add_argument("--weights", help="model file (encoder + generator), e.g. an e4e checkpoint")
-    m.add_argument("--model", help="registry name (default: the embedded default model)")
+    add_model_options(p)
     p.add_argument("--single-only", action="store_true",
                    help="for a folder with a SOURCES.md table (like ../shared/data/faces): only its single-face photos")
     p.add_argument("--size", type=int, default=256, help="evaluation size (default 256)")

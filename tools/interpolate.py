@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import add_refine_option, run_cli
+from tools._cli import add_model_options, add_refine_option, run_cli
 
 EPILOG = """\
 examples:
@@ -32,9 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="two or more photos and/or .npy latents")
     parser.add_argument("-o", "--output", default=None,
                         help="video (.mp4/.gif) or frames folder (default: <face1>_to_<face2>.mp4 here)")
-    model = parser.add_mutually_exclusive_group()
-    model.add_argument("--model", metavar="NAME", help="a registered model, e.g. e4e-ffhq (downloaded once)")
-    model.add_argument("--weights", metavar="PATH", help="an e4e checkpoint or model file (default: the default model)")
+    add_model_options(parser)
     parser.add_argument("--steps", type=int, default=60, help="frames per transition, both ends included (default: 60)")
     parser.add_argument("--fps", type=float, default=30, help="frames per second (default: 30)")
     parser.add_argument("--crf", type=int, default=18, help="H.264 quality, 0 best .. 51 worst (default: 18)")

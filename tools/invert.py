@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import add_refine_option, run_cli
+from tools._cli import add_model_options, add_refine_option, run_cli
 
 EPILOG = """\
 examples:
@@ -27,9 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("photos", nargs="+", metavar="PHOTO", help="one or more photos")
     parser.add_argument("-o", "--output", default=".", metavar="DIR",
                         help="output folder, created if missing (default: the current folder)")
-    model = parser.add_mutually_exclusive_group()
-    model.add_argument("--model", metavar="NAME", help="a registered model, e.g. e4e-ffhq (downloaded once)")
-    model.add_argument("--weights", metavar="PATH", help="an e4e checkpoint or model file (default: the default model)")
+    add_model_options(parser)
     parser.add_argument("--face-index", type=int, default=None, metavar="N",
                         help="which face in each photo, 0 = largest (default: 0)")
     parser.add_argument("--noise-mode", choices=("const", "random", "none"), default="const",
