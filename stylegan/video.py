@@ -11,9 +11,11 @@ The kind of output is chosen from the destination path:
 Every writer streams: it holds at most the frame being written, never the whole
 video. Every writer is atomic: frames go to a temporary file (or folder) next to
 the destination, which is renamed into place only after the last frame is
-written and the file is complete. Any exception, KeyboardInterrupt included,
-deletes the temporary and leaves the destination as it was (absent, or the
-previous file untouched).
+written and the file is complete. Any exception, KeyboardInterrupt included
+(the tools turn SIGTERM and SIGHUP into one), deletes the temporary and leaves
+the destination as it was (absent, or the previous file untouched). A full disk
+is one line (``UserError``), not a traceback. A frames folder is replaced only
+if it is empty or was written here (it carries :data:`MANIFEST`).
 
 MP4 notes: yuv420p stores colour at half resolution, so H.264 needs an even
 width and height. Frames with an odd side are padded by one row/column that
@@ -37,8 +39,11 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import io
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -46,6 +51,7 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -53,14 +59,19 @@ import numpy as np
 from PIL import Image
 
 from .errors import UserError
-from .fileio import default_permissions
+from .fileio import WRITE_ERRNOS, check_name_length, default_permissions, os_error_message, temp_prefix
+from .limits import check_crf, check_fps
 
 __all__ = [
     "FrameWriter", "Mp4Writer", "GifWriter", "PngDirWriter", "output_kind", "check_output_path",
     "open_writer", "write_video", "write_image", "default_permissions", "FRAME_PATTERN", "DEFAULT_CRF",
+    "MANIFEST", "MAX_GIF_FPS",
 ]
 
 FRAME_PATTERN = "frame_{:05d}.png"
+# Written into every frames folder we make: only a folder carrying it (plus our frames) is ever replaced.
+MANIFEST = ".sgm-frames.json"
+MAX_GIF_FPS = 50.0  # GIF delays are whole 1/100 s and browsers treat delays under 2/100 s as 10/100 s
 DEFAULT_CRF = 18
 _KINDS = {".mp4": "mp4", ".gif": "gif"}
 
@@ -79,24 +90,43 @@ def output_kind(path: str | os.PathLike) -> str:
     kind = _KINDS.get(p.suffix.lower())
     if kind is not None and not text.endswith(("/", os.sep)):
         return kind
-    if text.endswith(("/", os.sep)) or p.is_dir() or p.suffix == "":
+    if text.endswith(("/", os.sep)) or _is_dir(p) or p.suffix == "":
         return "frames"
     raise UserError(f"{text}: unsupported output type {p.suffix!r}; use .mp4, .gif, "
                     "or a folder name without an extension for PNG frames")
 
 
+def _is_dir(path: Path) -> bool:
+    """``path.is_dir()`` that says False instead of raising (a name too long to stat is no folder)."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
 def _is_frames_folder(path: Path) -> bool:
-    """True if ``path`` holds only our ``frame_*.png`` files (a previous render we may replace)."""
-    return all(e.is_file() and e.name.startswith("frame_") and e.suffix == ".png" for e in path.iterdir())
+    """True if ``path`` is empty, or is a render of ours: our manifest plus ``frame_*.png`` files, nothing else.
+
+    A folder of ``frame_*.png`` files without the manifest may be frames the user
+    extracted with ffmpeg, or the very photos being morphed: never ours to replace.
+    """
+    entries = list(path.iterdir())
+    if not entries:
+        return True
+    manifest = path / MANIFEST
+    if not manifest.is_file() or manifest.is_symlink():
+        return False
+    return all(e.name == MANIFEST or (e.is_file() and not e.is_symlink() and e.name.startswith("frame_")
+                                      and e.suffix == ".png") for e in entries)
 
 
 def check_output_path(path: str | os.PathLike, kind: str | None = None) -> Path:
     """Fail early, with one line, if ``path`` cannot receive the output.
 
     Checks that the folder exists and accepts new files (by creating and removing a
-    temporary one), and that an existing destination is of the right type: a file
-    for MP4/GIF, a folder holding only ``frame_*.png`` files for frames (we never
-    replace a folder with other contents).
+    temporary one), that the name fits the file system, and that an existing destination
+    is of the right type: a file for MP4/GIF, and for frames an empty folder or one this
+    module wrote (it carries :data:`MANIFEST`; we never replace any other folder).
 
     Args:
         path: the destination.
@@ -112,23 +142,25 @@ def check_output_path(path: str | os.PathLike, kind: str | None = None) -> Path:
     kind = kind or output_kind(path)
     dest = Path(os.fspath(path).rstrip("/" + os.sep) or ".")
     parent = dest.parent
-    if not parent.is_dir():
+    check_name_length(dest)
+    if not _is_dir(parent):
         why = "is not a folder" if parent.exists() else "does not exist"
         raise UserError(f"{dest}: output folder {parent} {why}")
-    if dest.exists():
+    if dest.exists() or dest.is_symlink():
         if kind == "frames":
-            if not dest.is_dir():
+            if dest.is_symlink() or not dest.is_dir():
                 raise UserError(f"{dest}: exists and is not a folder; cannot write frames there")
             if not _is_frames_folder(dest):
-                raise UserError(f"{dest}: folder exists and holds other files; choose an empty or new folder")
+                raise UserError(f"{dest}: folder exists and was not written by this tool (no {MANIFEST}, or other "
+                                "files in it); choose a new or empty folder")
         elif dest.is_dir():
             raise UserError(f"{dest}: is a folder; give a file name")
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".probe", dir=parent)
+        fd, probe = tempfile.mkstemp(prefix=temp_prefix(dest), suffix=".probe", dir=parent)
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
-        raise UserError(f"{dest}: cannot write to {parent} ({err.strerror or err})") from None
+        raise UserError(f"{dest}: cannot write to {parent} ({os_error_message(err)})") from None
     return dest
 
 
@@ -146,8 +178,7 @@ class FrameWriter:
     kind = "base"
 
     def __init__(self, dest: Path, fps: float, size: tuple[int, int] | None = None) -> None:
-        if not fps > 0:
-            raise ValueError(f"fps must be positive, got {fps}")
+        check_fps(fps)
         self.dest, self.fps = Path(dest), float(fps)
         self.size = None if size is None else (int(size[0]), int(size[1]))
         self.frames_written = 0
@@ -168,7 +199,11 @@ class FrameWriter:
         """Append one uint8 [H, W, 3] RGB frame."""
         if self._done:
             raise RuntimeError("writer is closed")
-        self._write(self._check(frame))
+        frame = self._check(frame)
+        try:
+            self._write(frame)
+        except OSError as err:
+            self._raise_write_error(err)
         self.frames_written += 1
 
     def commit(self) -> None:
@@ -177,8 +212,17 @@ class FrameWriter:
             return
         if self.frames_written == 0:
             raise UserError(f"{self.dest}: no frames to write")
-        self._commit()
+        try:
+            self._commit()
+        except OSError as err:
+            self._raise_write_error(err)
         self._done = True
+
+    def _raise_write_error(self, err: OSError) -> None:
+        """Disk full, quota, read-only...: one line (the caller's abort removes the temporary)."""
+        if err.errno not in WRITE_ERRNOS:
+            raise err
+        raise UserError(f"{self.dest}: cannot write ({os_error_message(err)})") from None
 
     def abort(self) -> None:
         """Delete the temporary output; never raises (it runs while another error propagates)."""
@@ -201,43 +245,66 @@ class FrameWriter:
 
 
 def _temp_file(dest: Path, suffix: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".tmp{suffix}", dir=dest.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(dest), suffix=f".tmp{suffix}", dir=dest.parent)
     os.close(fd)
     return Path(tmp)
 
 
+_DEFERRED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 @contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Hold back Ctrl-C while a subprocess is forked, then deliver it.
+def _signals_deferred() -> Iterator[None]:
+    """Hold back Ctrl-C, SIGTERM and SIGHUP while a subprocess is forked, then deliver them.
 
     CPython runs signal handlers wherever the main thread happens to be; during
     ``fork`` that is inside the at-fork callbacks (e.g. ``logging``'s lock
     release), where a raised KeyboardInterrupt is printed as "Exception ignored"
-    and lost, so the user's Ctrl-C would do nothing. Recording the signal and
-    re-raising it after the fork makes it count.
+    and lost, so the user's Ctrl-C (or a ``kill``) would do nothing. Recording the
+    signal and re-delivering it after the fork makes it count.
     """
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may change handlers (and only it receives KeyboardInterrupt)
         return
     caught: list[tuple[int, object]] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append((signum, frame)))
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append((signum, frame)))
+                for sig in _DEFERRED_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if caught:
-        if callable(previous):
-            previous(*caught[0])  # the default handler raises KeyboardInterrupt here
-        elif previous == signal.SIG_DFL:  # pragma: no cover - nobody installs this in Python
-            raise KeyboardInterrupt
+        signum, frame = caught[0]
+        handler = previous[signum]
+        if callable(handler):
+            handler(signum, frame)  # Python's SIGINT handler (or run_cli's) raises here
+        elif handler == signal.SIG_DFL:
+            if signum == signal.SIGINT:  # pragma: no cover - nobody installs this in Python
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), signum)  # the default action: end the process, as it would have
 
 
-class _AbortEncoding(BaseException):
-    """Thrown into imageio-ffmpeg's generator so that it kills ffmpeg instead of waiting."""
+_sigint_deferred = _signals_deferred  # the older name
+
+
+def _ffmpeg_cause(log: Path) -> str:
+    """The first thing ffmpeg complained about (later lines are consequences), without its ``[x @ 0x..]`` tags."""
+    try:
+        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    full = [ln for ln in lines if "No space left" in ln]
+    line = (full or lines or [""])[0]
+    return re.sub(r"^(\[[^\]]*\]\s*)+", "", line)[:200]
 
 
 class Mp4Writer(FrameWriter):
-    """H.264/yuv420p MP4 through imageio-ffmpeg's ``write_frames`` (frames piped, never buffered).
+    """H.264/yuv420p MP4: raw frames piped into ffmpeg (imageio-ffmpeg's binary), never buffered.
+
+    ffmpeg's messages go to a log file in the private temporary folder, so a failing
+    ffmpeg (disk full, a rate it rejects) is reported as one line with its cause
+    instead of raw ffmpeg output and "Broken pipe".
 
     Args:
         crf: x264 constant rate factor, 0 (lossless) to 51; 18 by default.
@@ -249,16 +316,15 @@ class Mp4Writer(FrameWriter):
     def __init__(self, dest: Path, fps: float, size: tuple[int, int] | None = None, crf: int = DEFAULT_CRF,
                  preset: str = "medium") -> None:
         super().__init__(dest, fps, size)
-        if not 0 <= int(crf) <= 51 or int(crf) != crf:
-            raise UserError(f"crf must be an integer from 0 (lossless) to 51, got {crf}")
+        check_crf(crf)
         self.crf, self.preset = int(crf), preset
         # ffmpeg writes into a private temporary folder, not a temporary file: if
-        # Ctrl-C lands while ffmpeg is still starting, an ffmpeg we could not stop
+        # a signal lands while ffmpeg is still starting, an ffmpeg we could not stop
         # may open its output after we cleaned up; with the folder gone that open
         # fails instead of leaving a stray file beside the destination.
-        self._tmpdir = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.", suffix=".tmp", dir=self.dest.parent))
+        self._tmpdir = Path(tempfile.mkdtemp(prefix=temp_prefix(self.dest), suffix=".tmp", dir=self.dest.parent))
         self._tmp = self._tmpdir / "video.mp4"  # ffmpeg picks the container from the suffix
-        self._gen = None
+        self._log = self._tmpdir / "ffmpeg.log"
         self._proc: subprocess.Popen | None = None
         self._pad = (0, 0)
 
@@ -267,53 +333,71 @@ class Mp4Writer(FrameWriter):
 
         w, h = self.size
         self._pad = (h % 2, w % 2)  # yuv420p needs even sides: pad bottom/right by one edge row/col
-        with _sigint_deferred():  # a Ctrl-C during the fork would otherwise be lost
-            self._gen = imageio_ffmpeg.write_frames(
-                str(self._tmp), (w + self._pad[1], h + self._pad[0]), fps=self.fps, codec="libx264",
-                pix_fmt_in="rgb24", pix_fmt_out="yuv420p", quality=None, macro_block_size=1,
-                ffmpeg_log_level="error",
-                output_params=["-crf", str(self.crf), "-preset", self.preset, "-movflags", "+faststart"],
-            )
-            self._gen.send(None)  # run up to the first yield: starts ffmpeg
-        # The ffmpeg process, so that abort can wait for it to be gone. imageio-ffmpeg
-        # does not expose it; its generator keeps it in the local ``p`` (best effort).
-        proc = getattr(self._gen.gi_frame, "f_locals", {}).get("p")
-        self._proc = proc if isinstance(proc, subprocess.Popen) else None
+        rate = Fraction(self.fps).limit_denominator(1001)  # 29.97 -> 30000/1001, exactly
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w + self._pad[1]}x{h + self._pad[0]}",
+               "-r", f"{rate.numerator}/{rate.denominator}", "-i", "pipe:0", "-an",
+               "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", str(self.crf), "-preset", self.preset,
+               "-movflags", "+faststart", str(self._tmp)]
+        with open(self._log, "wb") as log, _signals_deferred():  # a signal during the fork would be lost
+            # A new session: the terminal's Ctrl-C reaches us, not ffmpeg; we stop it in abort().
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log,
+                                          start_new_session=True)
+
+    def _failure(self, err: BaseException | None = None) -> UserError:
+        """Why ffmpeg stopped, in one line (its own last message; "disk full" when that is the cause)."""
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        line = _ffmpeg_cause(self._log)
+        if "No space left" in line or (isinstance(err, OSError) and err.errno in WRITE_ERRNOS
+                                       and not isinstance(err, BrokenPipeError)):
+            cause = "disk full (no space left on device)" if "No space left" in line else os_error_message(err)
+            return UserError(f"{self.dest}: cannot write ({cause})")
+        code = None if self._proc is None else self._proc.returncode
+        detail = line or (f"exit code {code}" if code is not None else "no message")
+        return UserError(f"{self.dest}: ffmpeg failed while encoding ({detail})")
 
     def _write(self, frame: np.ndarray) -> None:
-        if self._gen is None:
+        if self._proc is None:
             self._start()
         if any(self._pad):
             frame = np.pad(frame, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)), mode="edge")
         try:
-            self._gen.send(np.ascontiguousarray(frame))
-        except OSError as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise UserError(f"{self.dest}: ffmpeg stopped while encoding ({first})") from None
+            self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+        except OSError as err:  # BrokenPipeError: ffmpeg has exited
+            raise self._failure(err) from None
 
     def _commit(self) -> None:
-        gen, self._gen = self._gen, None
-        gen.close()  # closes ffmpeg's stdin and waits for it to finish the file
+        proc = self._proc
+        try:
+            proc.stdin.close()  # flushes, then ffmpeg sees the end of input and finishes the file
+        except OSError as err:
+            raise self._failure(err) from None
+        if proc.wait() != 0:
+            raise self._failure()
         if not self._tmp.is_file() or self._tmp.stat().st_size == 0:
             raise UserError(f"{self.dest}: ffmpeg produced no output")
         default_permissions(self._tmp)
         os.replace(self._tmp, self.dest)
+        self._proc = None
         shutil.rmtree(self._tmpdir, ignore_errors=True)
 
     def _abort(self) -> None:
-        gen, self._gen = self._gen, None
-        if gen is not None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()  # already dead in the usual case; kill() then does nothing
             try:
-                gen.throw(_AbortEncoding())
-            except BaseException:  # _AbortEncoding comes back out after ffmpeg is killed
-                pass
-        if self._proc is not None:
-            self._proc.kill()  # already dead in the usual case; kill() then does nothing
-            try:
-                self._proc.wait(timeout=10)
+                proc.wait(timeout=10)
             except subprocess.TimeoutExpired:  # pragma: no cover - a process that ignores SIGKILL
                 pass
-        for _ in range(5):  # an ffmpeg we hold no handle to may still be creating its file
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+        for _ in range(5):  # belt and braces: a file system slow to let go of the folder
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             if not self._tmpdir.exists():
                 break
@@ -332,6 +416,9 @@ class GifWriter(FrameWriter):
 
     def __init__(self, dest: Path, fps: float, size: tuple[int, int] | None = None, loop: int = 0) -> None:
         super().__init__(dest, fps, size)
+        if self.fps > MAX_GIF_FPS:  # faster GIFs silently play at 50 fps or slower; say so instead
+            raise UserError(f"fps must be at most {MAX_GIF_FPS:g} for a GIF (its delays are whole 1/100 s), "
+                            f"got {self.fps:g}; write an .mp4 for faster rates")
         self.loop = int(loop)
         self._tmp = _temp_file(self.dest, ".gif")
         self._fp: io.BufferedWriter | None = open(self._tmp, "wb")
@@ -368,35 +455,76 @@ class GifWriter(FrameWriter):
         self._tmp.unlink(missing_ok=True)
 
 
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``folder`` (flock on the directory itself: nothing is left behind).
+
+    Two renders into the same frames folder take turns swapping it into place instead
+    of racing (ENOTEMPTY, a stray ``.old`` folder). Where flock is unavailable the swap
+    runs unlocked and a lost race is still reported in one line.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - a folder we may write but not open
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # pragma: no cover - e.g. a network file system without flock
+            pass
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 class PngDirWriter(FrameWriter):
     """A folder of ``frame_00000.png`` ... built in a hidden temporary folder, renamed on success.
 
-    An existing destination folder is replaced only if it holds nothing but
-    ``frame_*.png`` files (checked by :func:`check_output_path`), and only after the
-    new folder is complete.
+    The folder gets a manifest (:data:`MANIFEST`) that marks it as ours. An existing
+    destination folder is replaced only if it is empty or carries that manifest and
+    nothing but ``frame_*.png`` files (checked by :func:`check_output_path`, and again
+    under a lock when swapping), and only after the new folder is complete.
     """
 
     kind = "frames"
 
     def __init__(self, dest: Path, fps: float, size: tuple[int, int] | None = None) -> None:
         super().__init__(dest, fps, size)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.", suffix=".tmp", dir=self.dest.parent))
+        self._tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(self.dest), suffix=".tmp", dir=self.dest.parent))
 
     def _write(self, frame: np.ndarray) -> None:
         Image.fromarray(frame, "RGB").save(self._tmp / FRAME_PATTERN.format(self.frames_written))
 
     def _commit(self) -> None:
+        manifest = {"written_by": "stylegan-morph", "frames": self.frames_written, "pattern": "frame_%05d.png",
+                    "fps": self.fps, "size": list(self.size)}
+        (self._tmp / MANIFEST).write_text(json.dumps(manifest) + "\n")
+        default_permissions(self._tmp / MANIFEST)
         default_permissions(self._tmp, directory=True)
         old = None
-        if self.dest.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.", suffix=".old", dir=self.dest.parent))
-            os.replace(self.dest, old)  # an empty dir may be replaced by a dir on POSIX
-        try:
-            os.replace(self._tmp, self.dest)
-        except BaseException:
-            if old is not None:
-                os.replace(old, self.dest)
-            raise
+        with _folder_lock(self.dest.parent):
+            if self.dest.exists() or self.dest.is_symlink():
+                # Checked again here: another program may have filled the folder while we rendered.
+                if self.dest.is_symlink() or not self.dest.is_dir() or not _is_frames_folder(self.dest):
+                    raise UserError(f"{self.dest}: changed while rendering and now holds files this tool did "
+                                    "not write; left it alone, nothing written")
+                old = Path(tempfile.mkdtemp(prefix=temp_prefix(self.dest), suffix=".old", dir=self.dest.parent))
+                os.replace(self.dest, old)  # an empty dir may be replaced by a dir on POSIX
+            try:
+                os.replace(self._tmp, self.dest)
+            except OSError as err:
+                if old is not None:
+                    os.replace(old, self.dest)
+                if err.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise UserError(f"{self.dest}: another program wrote this folder at the same time; "
+                                    "nothing written, run again") from None
+                raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 
@@ -479,6 +607,7 @@ def write_image(image: np.ndarray | Image.Image, path: str | os.PathLike) -> Pat
     fmt = Image.registered_extensions().get(dest.suffix.lower())
     if fmt is None:
         raise UserError(f"{dest}: unknown image extension {dest.suffix!r}; use .png or .jpg")
+    check_name_length(dest)
     if dest.is_dir():
         raise UserError(f"{dest}: is a folder; give an image file name such as grid.png")
     check_output_path(dest, kind="image")
@@ -488,6 +617,11 @@ def write_image(image: np.ndarray | Image.Image, path: str | os.PathLike) -> Pat
         img.save(tmp, format=fmt)
         default_permissions(tmp)
         os.replace(tmp, dest)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.errno not in WRITE_ERRNOS:
+            raise
+        raise UserError(f"{dest}: cannot write ({os_error_message(err)})") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

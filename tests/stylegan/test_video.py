@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+import json
+import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -14,7 +18,7 @@ import pytest
 from PIL import Image
 
 from stylegan.errors import UserError
-from stylegan.video import check_output_path, open_writer, output_kind, write_image, write_video
+from stylegan.video import MANIFEST, check_output_path, open_writer, output_kind, write_image, write_video
 
 
 def smooth_frames(n: int, w: int = 64, h: int = 48) -> list[np.ndarray]:
@@ -81,7 +85,7 @@ def test_frames_folder_with_other_files_is_never_replaced(tmp_path):
     dest = tmp_path / "mine"
     dest.mkdir()
     (dest / "thesis.tex").write_text("precious")
-    with pytest.raises(UserError, match="holds other files"):
+    with pytest.raises(UserError, match="not written by this tool"):
         write_video(smooth_frames(2), dest)
     assert (dest / "thesis.tex").read_text() == "precious"
 
@@ -138,12 +142,14 @@ def test_frames_folder_is_lossless_and_numbered(tmp_path):
     frames = smooth_frames(3)
     dest = tmp_path / "frames"
     write_video(frames, dest)
-    assert sorted(p.name for p in dest.iterdir()) == ["frame_00000.png", "frame_00001.png", "frame_00002.png"]
+    assert sorted(p.name for p in dest.iterdir()) == [MANIFEST, "frame_00000.png", "frame_00001.png",
+                                                      "frame_00002.png"]
     for i, f in enumerate(frames):
         assert np.array_equal(np.asarray(Image.open(dest / f"frame_{i:05d}.png")), f)
-    # Rendering again replaces a folder that holds only our frames.
+    assert json.loads((dest / MANIFEST).read_text())["frames"] == 3
+    # Rendering again replaces a folder that this module wrote (it carries the manifest).
     write_video(smooth_frames(1), dest)
-    assert [p.name for p in dest.iterdir()] == ["frame_00000.png"]
+    assert sorted(p.name for p in dest.iterdir()) == [MANIFEST, "frame_00000.png"]
     assert leftovers(tmp_path) == []
 
 
@@ -276,3 +282,162 @@ def test_ctrl_c_while_ffmpeg_starts_is_delivered_after_the_fork():
             reached_end = True
     assert reached_end
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+# ----------------------------------------------------------------------------- issue 9: data loss, limits, errors
+
+
+def test_frames_folder_without_our_manifest_is_never_replaced(tmp_path):
+    """Issue 9.2: frames the user extracted with ffmpeg look like ours but are not ours to replace."""
+    dest = tmp_path / "frames"
+    dest.mkdir()
+    for i in range(10):
+        Image.fromarray(smooth_frames(1)[0]).save(dest / f"frame_{i:05d}.png")
+    with pytest.raises(UserError, match="not written by this tool"):
+        write_video(smooth_frames(4), dest)
+    assert len(list(dest.iterdir())) == 10
+    # Our own render may be replaced, but not once someone added a file to it.
+    write_video(smooth_frames(2), tmp_path / "ours")
+    (tmp_path / "ours" / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not written by this tool"):
+        write_video(smooth_frames(2), tmp_path / "ours")
+    assert (tmp_path / "ours" / "notes.txt").read_text() == "mine"
+
+
+def test_frames_folder_filled_while_rendering_is_left_alone(tmp_path):
+    dest = tmp_path / "frames"
+    with pytest.raises(UserError, match="changed while rendering"):
+        with open_writer(dest, fps=10) as w:
+            w.write(smooth_frames(1)[0])
+            dest.mkdir()
+            (dest / "photo.jpg").write_bytes(b"precious")
+    assert [p.name for p in dest.iterdir()] == ["photo.jpg"]
+    assert leftovers(tmp_path) == []
+
+
+def test_two_renders_into_one_frames_folder_take_turns(tmp_path):
+    """Issue 9.12: concurrent commits raced (ENOTEMPTY traceback, a hidden .old folder left)."""
+    dest = tmp_path / "frames"
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def render(n: int) -> None:
+        start.wait()
+        for _ in range(6):
+            try:
+                write_video(smooth_frames(n, w=8, h=8), dest)
+            except BaseException as err:  # noqa: BLE001 - collected and checked below
+                errors.append(err)
+
+    threads = [threading.Thread(target=render, args=(n,)) for n in (1, 2, 3, 4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert leftovers(tmp_path) == []
+    names = sorted(p.name for p in dest.iterdir())
+    count = json.loads((dest / MANIFEST).read_text())["frames"]
+    assert names == [MANIFEST] + [f"frame_{i:05d}.png" for i in range(count)]
+
+
+@pytest.mark.parametrize("name", ["full.mp4", "full.gif", "full", "full.png"])
+def test_disk_full_is_one_line_and_leaves_nothing(tmp_path, name, monkeypatch):
+    """Issue 9.10: ENOSPC while writing gave an OSError traceback."""
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if name.endswith(".mp4"):
+        # ffmpeg hits the full disk: it exits with its message, our pipe breaks.
+        import imageio_ffmpeg
+
+        fake = tmp_path.parent / f"{tmp_path.name}_ffmpeg.sh"
+        fake.write_text("#!/bin/sh\ncat >/dev/null & echo 'video.mp4: No space left on device' >&2; exit 1\n")
+        fake.chmod(0o755)
+        monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", lambda: str(fake))
+    else:
+        monkeypatch.setattr(Image.Image, "save", no_space)
+    with pytest.raises(UserError, match="disk full") as err:
+        if name.endswith(".png"):
+            write_image(smooth_frames(1)[0], tmp_path / name)
+        elif name.endswith(".gif"):
+            with open_writer(tmp_path / name, fps=10) as w:
+                w._fp.close()
+                w._fp = _FullDisk()
+                w.write(smooth_frames(1)[0])
+        else:
+            write_video(smooth_frames(40), tmp_path / name, fps=10)
+    assert "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+class _FullDisk:
+    """A file whose every write fails with ENOSPC."""
+
+    def write(self, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def close(self) -> None:
+        pass
+
+
+def test_ffmpeg_failure_is_reported_with_its_cause(tmp_path, capfd):
+    """Issue 9.14: a failing ffmpeg showed raw ffmpeg lines and "Broken pipe", never the cause."""
+    with pytest.raises(UserError, match=r"ffmpeg failed while encoding \(.*nosuchpreset") as err:
+        write_video(smooth_frames(30), tmp_path / "x.mp4", preset="nosuchpreset")
+    assert "\n" not in str(err.value) and "Broken pipe" not in str(err.value)
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""  # nothing raw from ffmpeg on the terminal
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_long_names_fit_or_fail_in_one_line(tmp_path):
+    """Issue 9.9: ENAMETOOLONG traceback; a name just under the limit must still get its temp file."""
+    longest = "a" * 251 + ".gif"  # 255 bytes: legal, but a temp name derived from it would not be
+    write_video(smooth_frames(2), tmp_path / longest, fps=10)
+    assert (tmp_path / longest).is_file()
+    for name in ("b" * 300 + ".mp4", "c" * 300, "d" * 300 + ".png"):
+        with pytest.raises(UserError, match="file name too long"):
+            if name.endswith(".png"):
+                write_image(smooth_frames(1)[0], tmp_path / name)
+            else:
+                write_video(smooth_frames(2), tmp_path / name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [longest]
+
+
+@pytest.mark.parametrize("name", ["r.mp4", "r.gif", "r"])
+@pytest.mark.parametrize("fps", [float("inf"), float("nan"), 0, -5, 1e9])
+def test_fps_out_of_range_is_refused_before_writing(tmp_path, name, fps):
+    """Issue 9.7/9.21: fps inf overflowed, 1e9 wrote a 0-second MP4, inf on a GIF became 50 fps."""
+    with pytest.raises(UserError, match="fps must be"):
+        write_video(smooth_frames(2), tmp_path / name, fps=fps)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gif_refuses_rates_it_cannot_play(tmp_path):
+    with pytest.raises(UserError, match="at most 50 for a GIF"):
+        write_video(smooth_frames(2), tmp_path / "fast.gif", fps=60)
+    write_video(smooth_frames(2), tmp_path / "fast.mp4", fps=60, preset="ultrafast")
+    assert read_mp4(tmp_path / "fast.mp4")[0]["fps"] == pytest.approx(60)
+
+
+def test_sigterm_while_ffmpeg_starts_is_delivered_after_the_fork():
+    import signal
+
+    from stylegan.video import _signals_deferred
+
+    class Stop(BaseException):
+        pass
+
+    def stop(signum, frame):
+        raise Stop
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with pytest.raises(Stop):
+            with _signals_deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)
+        assert signal.getsignal(signal.SIGTERM) is stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
