@@ -6,14 +6,13 @@ are summarised in CHECKPOINTS.md section 5). A face cropped differently
 inverts badly, so the geometry here follows that recipe step for step; the
 code is our own and uses only numpy and Pillow.
 
-Two differences from the reference, both deliberate:
-
-* the reference keeps the *last* face dlib reports; we sort faces by box area
-  and default to the largest, and let the caller pick another by index;
-* coordinates are tracked exactly through the shrink step (per-axis scale of
-  pixel *edges*, where the reference divides pixel centres by the integer
-  shrink factor). The difference is below one pixel of the shrunk image, and
-  it makes :func:`map_to_aligned` exact, which the tests rely on.
+Every rounding step, and the Gaussian blur of the padded border, follows
+the reference (see :func:`plan_alignment`); for the same landmarks and
+``transform_size`` our crop matches NVIDIA's to within one 8-bit level (a
+test checks it against golden crops made with their code). One difference
+is deliberate: the reference keeps the *last* face dlib reports; we sort
+faces by box area and default to the largest, and let the caller pick
+another by index.
 
 Example:
     >>> aligned = align_face("photo.jpg", output_size=256)   # doctest: +SKIP
@@ -29,16 +28,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from stylegan.errors import UserError
+from stylegan.limits import MAX_SIZE, check_size
 
 from .images import ImageSource, describe_source, load_image
 
 __all__ = [
     "Face", "FaceAligner", "NoFaceError",
     "align_face", "detect_faces", "align_from_landmarks",
-    "eye_mouth_positions", "ffhq_quad", "map_to_aligned",
+    "eye_mouth_positions", "ffhq_quad", "map_to_aligned", "AlignmentPlan", "plan_alignment",
     "find_predictor", "default_aligner",
 ]
 
@@ -173,7 +173,8 @@ def ffhq_quad(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
     return quad, qsize
 
 
-def map_to_aligned(landmarks: np.ndarray, points: np.ndarray, output_size: int) -> np.ndarray:
+def map_to_aligned(landmarks: np.ndarray, points: np.ndarray, output_size: int,
+                   image_size: tuple[int, int] | None = None) -> np.ndarray:
     """Where photo points land in the aligned image.
 
     The recipe maps the oriented square affinely onto the output square, so
@@ -181,17 +182,35 @@ def map_to_aligned(landmarks: np.ndarray, points: np.ndarray, output_size: int) 
     ``p - tl = u * (tr - tl) + v * (bl - tl)`` (pixel *edge* coordinates),
     the output pixel centre is ``(u * S - 0.5, v * S - 0.5)``.
 
+    A face large enough to be shrunk first (quad side >= 4x ``output_size``)
+    follows the reference's rounding: the quad is divided by the integer
+    factor in pixel-centre coordinates while the photo is resized to
+    ``rint(size / factor)``, which moves the content by up to half a shrunk
+    pixel. Pass ``image_size`` to account for that exactly; without it the
+    photo is assumed to divide evenly (off by at most 1/4 output pixel).
+
     Args:
         landmarks: ``[68, 2]`` landmarks the crop was computed from.
         points: ``[N, 2]`` or ``[2]`` photo pixel-centre coordinates.
         output_size: side ``S`` of the aligned image.
+        image_size: ``(width, height)`` of the photo; matters only when shrinking.
 
     Returns:
         The points in aligned-image pixel-centre coordinates, same shape as ``points``.
     """
-    quad, _ = ffhq_quad(landmarks)
+    quad, qsize = ffhq_quad(landmarks)
     pts = np.asarray(points, dtype=np.float64)
     flat = pts.reshape(-1, 2)
+    shrink = int(np.floor(qsize / output_size * 0.5))
+    if shrink > 1:
+        # Pillow's resize scales pixel edges by new/old size per axis; the
+        # reference divides the quad's pixel centres by the factor.
+        scale = np.full(2, 1.0 / shrink)
+        if image_size is not None:
+            size = np.asarray(image_size, dtype=np.float64)
+            scale = np.maximum(np.rint(size / shrink), 1.0) / size
+        flat = (flat + 0.5) * scale - 0.5
+        quad = quad / shrink
     top_left, bottom_left, _, top_right = quad
     basis = np.stack([top_right - top_left, bottom_left - top_left], axis=1)  # [2, 2]
     # Centre coordinates on both sides: the +0.5 edge offsets cancel in p - tl.
@@ -199,36 +218,173 @@ def map_to_aligned(landmarks: np.ndarray, points: np.ndarray, output_size: int) 
     return (uv * output_size - 0.5).reshape(pts.shape)
 
 
+def _gaussian_kernel(sigma: float) -> np.ndarray:
+    """Normalised 1-D Gaussian taps, cut at 4 sigma (scipy.ndimage's default ``truncate``)."""
+    radius = int(4.0 * sigma + 0.5)
+    t = np.arange(-radius, radius + 1, dtype=np.float64)
+    taps = np.exp(-0.5 / (sigma * sigma) * t * t)
+    return taps / taps.sum()
+
+
+def _blur_rows(lines: np.ndarray, taps: np.ndarray, chunk_elems: int = 1 << 22) -> np.ndarray:
+    """Convolve every row of ``lines`` ``[N, L]`` with symmetric ``taps``; float32 out.
+
+    Rows are extended by half-sample reflection (``d c b a | a b c d``, what
+    scipy calls ``reflect`` and numpy ``symmetric``) and convolved through an
+    FFT in float64: the blur radius reaches 80+ taps for big faces, where a
+    direct sum would be far slower. Rows go in chunks so memory stays bounded.
+    """
+    radius = len(taps) // 2
+    length = lines.shape[1]
+    nfft = 1 << int(np.ceil(np.log2(length + 4 * radius)))  # no wrap-around
+    taps_f = np.fft.rfft(taps, nfft)
+    out = np.empty(lines.shape, dtype=np.float32)
+    step = max(1, chunk_elems // nfft)
+    for start in range(0, lines.shape[0], step):
+        block = np.pad(lines[start:start + step].astype(np.float64), ((0, 0), (radius, radius)),
+                       mode="symmetric")
+        full = np.fft.irfft(np.fft.rfft(block, nfft, axis=1) * taps_f, nfft, axis=1)
+        out[start:start + step] = full[:, 2 * radius:2 * radius + length]
+    return out
+
+
+def _gaussian_blur(arr: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of an ``[H, W, C]`` float32 image over H and W, never across channels.
+
+    Computes what ``scipy.ndimage.gaussian_filter(arr, [sigma, sigma, 0])``
+    does, the blur the FFHQ recipe uses (reflect borders, taps to 4 sigma,
+    float32 between the two passes; measured equal to the last bit on random
+    images), so the padded border matches the reference without depending
+    on scipy. Pillow's ``GaussianBlur`` is a box-filter approximation on 8-bit
+    data with clamped borders, which moved dlib's landmarks by pixels.
+    """
+    taps = _gaussian_kernel(sigma)
+    h, w, c = arr.shape
+    cols = np.ascontiguousarray(arr.transpose(1, 2, 0)).reshape(w * c, h)      # axis 0 first, as scipy
+    arr = _blur_rows(cols, taps).reshape(w, c, h).transpose(2, 0, 1)
+    rows = np.ascontiguousarray(arr.transpose(0, 2, 1)).reshape(h * c, w)
+    return np.ascontiguousarray(_blur_rows(rows, taps).reshape(h, c, w).transpose(0, 2, 1))
+
+
 def _soft_pad(img: Image.Image, pad: tuple[int, int, int, int], qsize: float) -> Image.Image:
     """Reflect-pad and fade the padding to blur, then to the median colour.
 
     Mirrored image content looks like a second face at the border; fading it
     toward a blurred copy and then toward the photo's median colour hides the
-    seam, as FFHQ does.
+    seam, as FFHQ does. The arithmetic (float32 image, Gaussian of 2% of the
+    quad side, linear masks, one rounding at the end) is the reference's, so
+    the result matches it to within one level.
 
     Args:
         img: RGB image.
         pad: ``(left, top, right, bottom)`` widths, all >= 1.
-        qsize: quad side in pixels; sets the blur radius (2% of it).
+        qsize: quad side in pixels; sets the blur's sigma (2% of it).
     """
     left, top, right, bottom = pad
     arr = np.pad(np.asarray(img, dtype=np.float32),
                  ((top, bottom), (left, right), (0, 0)), mode="reflect")
     h, w, _ = arr.shape
-    ys = np.arange(h, dtype=np.float32)[:, None]
-    xs = np.arange(w, dtype=np.float32)[None, :]
-    # 0 inside the original photo, rising linearly to 1 at the outer edge of
-    # the padding (whichever side is nearer).
+    ys = np.arange(h, dtype=np.float64)[:, None]
+    xs = np.arange(w, dtype=np.float64)[None, :]
+    # 0 at the photo's edge (negative inside it), rising linearly to 1 at the
+    # outer edge of the padding, whichever side is nearer.
     mask_x = 1.0 - np.minimum(xs / left, (w - 1 - xs) / right)
     mask_y = 1.0 - np.minimum(ys / top, (h - 1 - ys) / bottom)
     mask = np.maximum(mask_x, mask_y)[:, :, None]  # [H, W, 1]
-    # Pillow's Gaussian blur (box-filter approximation, 8-bit) replaces
-    # scipy.ndimage.gaussian_filter; the half-level rounding is invisible.
-    padded = Image.fromarray(np.uint8(np.clip(np.rint(arr), 0, 255)), "RGB")
-    blurred = np.asarray(padded.filter(ImageFilter.GaussianBlur(qsize * 0.02)), dtype=np.float32)
-    arr += (blurred - arr) * np.clip(mask * 3.0 + 1.0, 0.0, 1.0)
+    # The blur reaches a third of the way into the photo (mask > -1/3), so the
+    # seam between photo and padding is blurred on both sides.
+    arr += (_gaussian_blur(arr, qsize * 0.02) - arr) * np.clip(mask * 3.0 + 1.0, 0.0, 1.0)
     arr += (np.median(arr, axis=(0, 1)) - arr) * np.clip(mask, 0.0, 1.0)
     return Image.fromarray(np.uint8(np.clip(np.rint(arr), 0, 255)), "RGB")
+
+
+@dataclass(frozen=True, eq=False)
+class AlignmentPlan:
+    """The integer steps the FFHQ recipe takes for one face, before the warp.
+
+    Attributes:
+        shrink: integer downscale factor applied to the photo first (1: none).
+        shrunk_size: ``(width, height)`` after the shrink (the photo's size if none).
+        crop: ``(left, top, right, bottom)`` box cut from the shrunk photo, or
+            ``None`` when the box would keep the whole photo.
+        pad: ``(left, top, right, bottom)`` soft padding added around the crop,
+            or ``None`` when the quad stays far enough inside it.
+        quad: ``[4, 2]`` quad corners (pixel centres) in the final, shrunk,
+            cropped and padded image; Pillow's ``QUAD`` gets ``quad + 0.5``.
+        qsize: quad side in pixels of that image.
+    """
+
+    shrink: int
+    shrunk_size: tuple[int, int]
+    crop: tuple[int, int, int, int] | None
+    pad: tuple[int, int, int, int] | None
+    quad: np.ndarray
+    qsize: float
+
+
+def plan_alignment(image_size: tuple[int, int], landmarks: np.ndarray, output_size: int) -> AlignmentPlan:
+    """Shrink, crop and pad decisions of the FFHQ recipe, as NVIDIA's code makes them.
+
+    Every rounding follows ``recreate_aligned_images`` literally, because each
+    one moves pixels: the quad and the crop/pad boxes stay in pixel-*centre*
+    coordinates throughout, and the shrink divides them by the integer factor
+    (the photo itself is resized to ``rint(size / shrink)``, so the content
+    moves by up to half a shrunk pixel against the quad; that is how FFHQ was
+    made, and :func:`map_to_aligned` reproduces it). Matching these steps,
+    and the blur of the padding, is what brings our crops to the reference's
+    pixels (notes/alignment.md has the measurements).
+
+    Args:
+        image_size: ``(width, height)`` of the photo.
+        landmarks: ``[68, 2]`` (x, y) pixel centres.
+        output_size: side of the final image; sets the shrink factor.
+
+    Returns:
+        An :class:`AlignmentPlan`.
+
+    Raises:
+        UserError: the face lies entirely outside the photo.
+    """
+    width, height = (int(v) for v in image_size)
+    quad, qsize = ffhq_quad(landmarks)
+
+    # Shrink: a face much larger than the output is first downscaled with a
+    # proper filter, so the bilinear warp below never skips pixels.
+    shrink = int(np.floor(qsize / output_size * 0.5))
+    if shrink > 1:
+        width, height = max(int(np.rint(width / shrink)), 1), max(int(np.rint(height / shrink)), 1)
+        quad = quad / shrink
+        qsize = qsize / shrink
+    shrunk_size = (width, height)
+
+    # Crop to the quad plus a border, to keep the padding and warp small.
+    border = max(int(np.rint(qsize * 0.1)), 3)
+    lo = np.floor(quad.min(axis=0)).astype(int)
+    hi = np.ceil(quad.max(axis=0)).astype(int)
+    crop = (max(int(lo[0]) - border, 0), max(int(lo[1]) - border, 0),
+            min(int(hi[0]) + border, width), min(int(hi[1]) + border, height))
+    if crop[2] - crop[0] < width or crop[3] - crop[1] < height:
+        if crop[2] <= crop[0] or crop[3] <= crop[1]:
+            raise UserError("the face lies entirely outside the image")
+        quad = quad - np.array(crop[:2], dtype=np.float64)
+        width, height = crop[2] - crop[0], crop[3] - crop[1]
+    else:
+        crop = None
+
+    # Pad: where the quad comes near or leaves the photo, invent plausible
+    # surroundings instead of the black fill Pillow's transform would give.
+    # Once padding is needed at all, every side gets at least 30% of the quad.
+    lo = np.floor(quad.min(axis=0)).astype(int)
+    hi = np.ceil(quad.max(axis=0)).astype(int)
+    need = (max(border - int(lo[0]), 0), max(border - int(lo[1]), 0),
+            max(int(hi[0]) - width + border, 0), max(int(hi[1]) - height + border, 0))
+    pad = None
+    if max(need) > border - 4:
+        least = max(int(np.rint(qsize * 0.3)), 1)  # >= 1: the fade divides by each width
+        pad = tuple(max(n, least) for n in need)
+        quad = quad + np.array(pad[:2], dtype=np.float64)
+    return AlignmentPlan(shrink=max(shrink, 1), shrunk_size=shrunk_size, crop=crop, pad=pad,
+                         quad=quad, qsize=float(qsize))
 
 
 def align_from_landmarks(image: Image.Image, landmarks: np.ndarray, output_size: int = 1024,
@@ -250,54 +406,24 @@ def align_from_landmarks(image: Image.Image, landmarks: np.ndarray, output_size:
     Raises:
         UserError: sizes that are not positive, or ``transform_size < output_size``.
     """
-    if output_size < 1:
-        raise UserError(f"output size must be a positive number of pixels, got {output_size}")
+    check_size(output_size, "output_size")  # 1 .. MAX_SIZE: a typo must not ask for 480 GB
     if transform_size is None:
         transform_size = 4 * output_size
+    check_size(transform_size, "transform_size", maximum=4 * MAX_SIZE)
     if transform_size < output_size:
         raise UserError(f"transform size {transform_size} must be at least the output size {output_size}")
     img = image if image.mode == "RGB" else image.convert("RGB")
-    quad, qsize = ffhq_quad(landmarks)
-    # From here on quad holds pixel *edge* coordinates (a pixel centre i sits at
-    # i + 0.5): they scale exactly under resizing, and Pillow's QUAD expects them.
-    quad = quad + 0.5
-
-    # Shrink: a face much larger than the output is first downscaled with a
-    # proper filter, so the bilinear warp below never skips pixels.
-    shrink = int(np.floor(qsize / output_size * 0.5))
-    if shrink > 1:
-        new_size = (max(int(np.rint(img.width / shrink)), 1), max(int(np.rint(img.height / shrink)), 1))
-        scale = np.array([new_size[0] / img.width, new_size[1] / img.height])
-        img = img.resize(new_size, Image.Resampling.LANCZOS)
-        quad = quad * scale
-        qsize = qsize * float(scale.mean())
-
-    # Crop to the quad plus a border, to keep the padding and warp small.
-    border = max(int(np.rint(qsize * 0.1)), 3)
-    lo = np.floor(quad.min(axis=0)).astype(int)
-    hi = np.ceil(quad.max(axis=0)).astype(int)
-    crop = (max(lo[0] - border, 0), max(lo[1] - border, 0),
-            min(hi[0] + border, img.width), min(hi[1] + border, img.height))
-    if crop[2] - crop[0] < img.width or crop[3] - crop[1] < img.height:
-        if crop[2] <= crop[0] or crop[3] <= crop[1]:
-            raise UserError("the face lies entirely outside the image")
-        img = img.crop(crop)
-        quad = quad - np.array(crop[:2])
-
-    # Pad: where the quad leaves the photo, invent plausible surroundings
-    # instead of the black fill Pillow's transform would give.
-    lo = np.floor(quad.min(axis=0)).astype(int)
-    hi = np.ceil(quad.max(axis=0)).astype(int)
-    pad = np.array([max(border - lo[0], 0), max(border - lo[1], 0),
-                    max(hi[0] - img.width + border, 0), max(hi[1] - img.height + border, 0)])
-    if pad.max() > border - 4:
-        pad = np.maximum(pad, max(int(np.rint(qsize * 0.3)), 1))
-        img = _soft_pad(img, tuple(int(p) for p in pad), qsize)
-        quad = quad + pad[:2]
-
-    # Warp the oriented square onto an upright one, then downscale.
+    plan = plan_alignment(img.size, landmarks, output_size)
+    if plan.shrink > 1:
+        img = img.resize(plan.shrunk_size, Image.Resampling.LANCZOS)
+    if plan.crop is not None:
+        img = img.crop(plan.crop)
+    if plan.pad is not None:
+        img = _soft_pad(img, plan.pad, plan.qsize)
+    # Warp the oriented square onto an upright one, then downscale. Pillow's
+    # QUAD takes pixel-edge coordinates: a pixel centre i sits at edge i + 0.5.
     warped = img.transform((transform_size, transform_size), Image.Transform.QUAD,
-                           tuple(float(v) for v in quad.flatten()), Image.Resampling.BILINEAR)
+                           tuple(float(v) for v in (plan.quad + 0.5).flatten()), Image.Resampling.BILINEAR)
     if transform_size != output_size:
         warped = warped.resize((output_size, output_size), Image.Resampling.LANCZOS)
     return warped

@@ -55,8 +55,6 @@ def os_error_message(err: OSError) -> str:
         errno.EDQUOT: "disk quota exceeded",
         errno.ENAMETOOLONG: "file name too long for this file system",
         errno.EROFS: "read-only file system",
-        errno.EACCES: "permission denied",
-        errno.EPERM: "operation not permitted",
     }
     if err.errno in known:
         return known[err.errno]

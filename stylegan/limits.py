@@ -49,14 +49,14 @@ def _is_int(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def check_size(size: object, name: str = "size") -> None:
-    """``None`` (keep the model's resolution) or an integer side from 1 to :data:`MAX_SIZE`."""
+def check_size(size: object, name: str = "size", maximum: int = MAX_SIZE) -> None:
+    """``None`` (keep the model's resolution) or an integer side from 1 to ``maximum`` (:data:`MAX_SIZE`)."""
     if size is None:
         return
     if not _is_int(size):
         raise UserError(f"{name} must be a whole number of pixels, got {size!r}")
-    if not 1 <= size <= MAX_SIZE:
-        raise UserError(f"{name} must be from 1 to {MAX_SIZE} pixels, got {size}")
+    if not 1 <= size <= maximum:
+        raise UserError(f"{name} must be a positive number of pixels, at most {maximum}, got {size}")
 
 
 def check_fps(fps: object, name: str = "fps") -> None:

@@ -64,7 +64,7 @@ from .limits import check_crf, check_fps
 
 __all__ = [
     "FrameWriter", "Mp4Writer", "GifWriter", "PngDirWriter", "output_kind", "check_output_path",
-    "open_writer", "write_video", "write_image", "default_permissions", "FRAME_PATTERN", "DEFAULT_CRF",
+    "open_writer", "write_video", "write_image", "check_image_name", "default_permissions", "FRAME_PATTERN", "DEFAULT_CRF",
     "MANIFEST", "MAX_GIF_FPS",
 ]
 
@@ -590,6 +590,20 @@ def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: floa
     return writer.frames_written
 
 
+def check_image_name(path: str | os.PathLike) -> str:
+    """The Pillow format for an image destination's extension, checked before any work.
+
+    Raises:
+        UserError: an unknown extension, or a name the file system cannot hold.
+    """
+    dest = Path(path)
+    fmt = Image.registered_extensions().get(dest.suffix.lower())
+    if fmt is None:
+        raise UserError(f"{dest}: unknown image extension {dest.suffix!r}; use .png or .jpg")
+    check_name_length(dest)
+    return fmt
+
+
 def write_image(image: np.ndarray | Image.Image, path: str | os.PathLike) -> Path:
     """Save one image atomically (temp file + rename); format from the extension (.png, .jpg, ...).
 
@@ -604,10 +618,7 @@ def write_image(image: np.ndarray | Image.Image, path: str | os.PathLike) -> Pat
         UserError: unknown extension, or a folder that does not exist or cannot be written.
     """
     dest = Path(path)
-    fmt = Image.registered_extensions().get(dest.suffix.lower())
-    if fmt is None:
-        raise UserError(f"{dest}: unknown image extension {dest.suffix!r}; use .png or .jpg")
-    check_name_length(dest)
+    fmt = check_image_name(dest)
     if dest.is_dir():
         raise UserError(f"{dest}: is a folder; give an image file name such as grid.png")
     check_output_path(dest, kind="image")

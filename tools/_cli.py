@@ -3,30 +3,95 @@
 from __future__ import annotations
 
 import argparse
+import re
+import signal
 import sys
-from typing import Callable
+import threading
+from typing import Callable, Mapping
 
-__all__ = ["run_cli", "refine_steps", "add_refine_option", "add_model_options"]
+__all__ = ["run_cli", "Terminated", "flag_names", "add_yes_option", "refine_steps", "add_refine_option",
+           "add_model_options"]
 
 
-def run_cli(body: Callable[[], int | None], interrupted: str = "interrupted") -> int:
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised like Ctrl-C so that every writer's cleanup runs (nothing half-written)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+def flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """``{parameter: flag}`` from a parser, e.g. ``{"fps": "--fps", "face_index": "--face-index"}``."""
+    names: dict[str, str] = {}
+    for action in parser._actions:  # argparse has no public list of its options
+        longs = [o for o in action.option_strings if o.startswith("--")]
+        if longs and action.dest != "help":
+            names[action.dest] = longs[0]
+    return names
+
+
+def _translate(message: str, flags: Mapping[str, str]) -> str:
+    """Name flags where the library named parameters: ``fps must be ...`` -> ``--fps must be ...``.
+
+    Only a parameter at the start of the message (or of a clause after ``; ``) followed by
+    a verb, or written ``name=True``, is renamed, so paths and prose stay untouched.
+    """
+    def start(match: re.Match) -> str:
+        return match.group(1) + flags.get(match.group(2), match.group(2)) + match.group(3)
+
+    message = re.sub(r"(^|; )([a-z_]+)( (?:must|is|has|needs|cannot) )", start, message)
+    return re.sub(r"\b([a-z_]+)=True\b", lambda m: flags.get(m.group(1), m.group(0)), message)
+
+
+def run_cli(body: Callable[[], int | None], interrupted: str = "interrupted",
+            flags: argparse.ArgumentParser | Mapping[str, str] | None = None) -> int:
     """Run ``body`` and turn the ways it can end into exit codes.
 
     A :class:`stylegan.errors.UserError` prints ``error: <message>`` on one line and
     returns 1; Ctrl-C prints ``interrupted`` and returns 130 (the shell's code for
-    SIGINT). Any other exception is a bug and keeps its traceback.
+    SIGINT). SIGTERM and SIGHUP are handled the same way (raised as :class:`Terminated`,
+    a KeyboardInterrupt, so temporaries are removed) and return 128 + the signal number.
+    Any other exception is a bug and keeps its traceback.
+
+    Args:
+        flags: the tool's parser (or a ``{parameter: flag}`` map): library messages that
+            name a parameter (``fps must be ...``) are shown with the flag (``--fps``).
     """
     from stylegan.errors import UserError  # deferred so that --help never needs torch
 
+    names = flag_names(flags) if isinstance(flags, argparse.ArgumentParser) else dict(flags or {})
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                sig = getattr(signal, name)
+                previous[sig] = signal.signal(sig, _terminate)
     try:
         code = body()
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {_translate(str(err), names)}", file=sys.stderr)
         return 1
+    except Terminated as err:
+        print(interrupted, file=sys.stderr)
+        return 128 + err.signum
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)
         return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0 if code is None else code
+
+
+def add_yes_option(parser: argparse.ArgumentParser) -> None:
+    """``--yes``: go ahead with a run over the frame or time limits (see :mod:`stylegan.limits`)."""
+    parser.add_argument("--yes", action="store_true",
+                        help="go ahead with more than 10,000 frames or an estimated hour of rendering")
 
 
 def refine_steps(text: str) -> int | str:

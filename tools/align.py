@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from stylegan.errors import UserError
+from tools._cli import run_cli
 
 EPILOG = """\
 examples:
@@ -43,12 +43,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the tool; returns the exit code (0 ok, 1 user error)."""
+    """Run the tool; returns the exit code (0 ok, 1 user error, 130 interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.list and not args.output:
         parser.error("-o/--output is required (or use --list)")
-    try:
+
+    def body() -> None:
+        from stylegan.fileio import check_input_file, check_not_input
+        from stylegan.limits import check_size
+        from stylegan.video import check_image_name, check_output_path
+
+        # Every option and path first: nothing is decoded before they are all right.
+        check_input_file(args.photo, "photo")
+        if not args.list:
+            check_size(args.size, "size")
+            if args.transform_size is not None:
+                check_size(args.transform_size, "transform_size")
+            check_image_name(args.output)
+            check_output_path(args.output, kind="image")
+            check_not_input(args.output, [args.photo])
         # Imported here so that --help works even when dlib is broken.
         from encoders.align import align_face, detect_faces
         from encoders.images import save_image_atomic
@@ -60,18 +74,14 @@ def main(argv: list[str] | None = None) -> int:
                 left, top, right, bottom = face.box
                 print(f"  {i}: box=({left}, {top}, {right}, {bottom}) "
                       f"area={face.area} score={face.score:.2f}")
-            return 0
-        if args.size < 1:
-            raise UserError(f"--size must be positive, got {args.size}")
+            return
         image = align_face(args.photo, output_size=args.size, face_index=args.face_index,
                            transform_size=args.transform_size)
         save_image_atomic(image, args.output)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    if not args.quiet:
-        print(f"wrote {args.output} ({args.size}x{args.size})")
-    return 0
+        if not args.quiet:
+            print(f"wrote {args.output} ({args.size}x{args.size})")
+
+    return run_cli(body, flags=parser)
 
 
 if __name__ == "__main__":
