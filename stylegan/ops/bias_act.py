@@ -38,7 +38,7 @@ def bias_act(
     """Add a bias along ``dim``, apply ``act``, scale by ``gain``, clamp to ±``clamp``.
 
     Args:
-        x: tensor of any shape.
+        x: tensor of any shape; a 0-dim tensor is treated as one element (and takes no bias).
         b: [x.shape[dim]] bias or None.
         act: "linear" or "lrelu".
         alpha: leaky ReLU slope (default 0.2).
@@ -52,6 +52,12 @@ def bias_act(
     """
     if act not in ACTIVATIONS:
         raise ValueError(f"act must be one of {sorted(ACTIVATIONS)}, got {act!r}")
+    if x.ndim == 0:  # a scalar has no dimension to put a bias on; without one it is one element
+        if b is not None:
+            raise ValueError("x is 0-dimensional, so b must be None")
+        return bias_act(x.reshape(1), None, 0, act, alpha, gain, clamp, impl).reshape(())
+    if b is not None and not -x.ndim <= dim < x.ndim:
+        raise ValueError(f"dim must be in [{-x.ndim}, {x.ndim - 1}] for x of shape {tuple(x.shape)}, got {dim}")
     if b is not None and (b.ndim != 1 or b.shape[0] != x.shape[dim]):
         raise ValueError(f"bias of shape {tuple(b.shape)} does not match dim {dim} of {tuple(x.shape)}")
     def_alpha, def_gain = ACTIVATIONS[act]

@@ -1,12 +1,12 @@
 """bias_act on CUDA: the compiled kernels wrapped in autograd Functions.
 
 Forward is one pass. The backward multiplies the upstream gradient by the local slope
-(gain, times alpha where the pre-activation was <= 0, zero where the clamp cut), which
-the second kernel reads from the saved output y: y > 0 exactly when x + b > 0 if
-gain > 0 and alpha >= 0, so x itself need not be kept alive. Otherwise (negative
-gain or slope) it saves x and recomputes x + b. The backward is linear in the
-upstream gradient with a piecewise-constant mask, so its own backward is the same
-kernel again: second derivatives work (R1 / path-length regularisation).
+(gain, times alpha where the pre-activation was <= 0, zero where the clamp cut). The
+second kernel reads that slope from the saved output y when y is sure to tell it
+(:func:`backward_mode`), so x itself need not be kept alive; otherwise it saves x and
+recomputes x + b. The backward is linear in the upstream gradient with a
+piecewise-constant mask, so its own backward is the same kernel again: second
+derivatives work (R1 / path-length regularisation).
 
 Importing this module compiles nothing: the extension is built on the first call.
 """
@@ -20,9 +20,31 @@ import torch
 from . import custom_ops
 from .bias_act_fast import bias_act_fast
 
-__all__ = ["bias_act_cuda"]
+__all__ = ["bias_act_cuda", "bias_act_with_ops", "backward_mode"]
 
 _ACT_CODES = {"linear": 0, "lrelu": 1}  # sgm::BiasActKind in bias_act_kernel.h
+_EXACT_STORE = (torch.float32, torch.float64)  # the kernels accumulate in these very types
+
+
+def backward_mode(act: str, alpha: float, gain: float, clamp: float | None, dtype: torch.dtype) -> str:
+    """What the backward keeps: "gain" (nothing), "output" (y) or "input" (x and b).
+
+    The output is enough only if storing it kept what the slope depends on:
+
+    * its sign: with gain >= 1 (and alpha >= 0) a positive pre-activation gives an
+      output of at least its own size, so it cannot underflow to 0 and read as negative
+      (fp16 x = 2**-24 with gain 0.4 stores 0);
+    * the clamp: a clamped output equals the clamp exactly only when the store does not
+      round, i.e. for float32/float64; fp16 stores a clamp of 0.1 as 0.09998, bf16 a
+      clamp of 0.7 as 0.69922, which would read as "not clamped".
+
+    Otherwise the input is kept (one more activation alive until the backward).
+    """
+    if act == "linear" and clamp is None:
+        return "gain"
+    sign_kept = gain >= 1 and (act == "linear" or alpha >= 0)
+    clamp_kept = clamp is None or dtype in _EXACT_STORE
+    return "output" if sign_kept and clamp_kept else "input"
 
 
 class _BiasActGradCuda(torch.autograd.Function):
@@ -44,13 +66,10 @@ class _BiasActGradCuda(torch.autograd.Function):
 
 class _BiasActCuda(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, b: torch.Tensor | None, params: tuple, ops: Any) -> torch.Tensor:
-        dim, act, alpha, gain, clamp = params
+    def forward(ctx: Any, x: torch.Tensor, b: torch.Tensor | None, params: tuple, ops: Any,
+                mode: str) -> torch.Tensor:
         y = ops.bias_act(x, b, *params)
-        ctx.params, ctx.ops = params, ops
-        ctx.mode = "gain"  # linear without clamp: dx = dy * gain, nothing to keep
-        if act != _ACT_CODES["linear"] or clamp >= 0:
-            ctx.mode = "output" if gain > 0 and (act == _ACT_CODES["linear"] or alpha >= 0) else "input"
+        ctx.params, ctx.ops, ctx.mode = params, ops, mode
         if ctx.mode == "output":
             ctx.save_for_backward(y, None)
         elif ctx.mode == "input":
@@ -68,7 +87,23 @@ class _BiasActCuda(torch.autograd.Function):
         db = None
         if ctx.needs_input_grad[1]:
             db = dx.sum([d for d in range(dx.ndim) if d != dim]) if dx.ndim > 1 else dx
-        return dx if ctx.needs_input_grad[0] else None, db, None, None
+        return dx if ctx.needs_input_grad[0] else None, db, None, None, None
+
+
+def _check_device(x: torch.Tensor) -> None:
+    if not x.is_cuda:
+        raise ValueError("impl='cuda' needs CUDA tensors; use impl=None or 'fast' on the CPU")
+
+
+def bias_act_with_ops(x: torch.Tensor, b: torch.Tensor | None, dim: int, act: str, alpha: float, gain: float,
+                      clamp: float | None, ops: Any) -> torch.Tensor:
+    """The op through ``ops`` (the compiled extension, or a stand-in with its three functions)."""
+    if act not in _ACT_CODES:
+        raise ValueError(f"unknown activation {act!r}")
+    if b is not None:
+        b = b.to(x.dtype)  # differentiable: the bias gradient flows back to b's own dtype
+    params = (dim, _ACT_CODES[act], float(alpha), float(gain), -1.0 if clamp is None else float(clamp))
+    return _BiasActCuda.apply(x, b, params, ops, backward_mode(act, alpha, gain, clamp, x.dtype))
 
 
 def bias_act_cuda(
@@ -88,14 +123,10 @@ def bias_act_cuda(
     Raises:
         ValueError: ``x`` is not a CUDA tensor.
     """
-    if not x.is_cuda:
-        raise ValueError("impl='cuda' needs CUDA tensors; use impl=None or 'fast' on the CPU")
+    _check_device(x)
     if act not in _ACT_CODES:
         raise ValueError(f"unknown activation {act!r}")
     ops = custom_ops.get_ops()
     if ops is None:
         return bias_act_fast(x, b, dim, act, alpha, gain, clamp)
-    if b is not None:
-        b = b.to(x.dtype)  # differentiable: the bias gradient flows back to b's own dtype
-    params = (dim, _ACT_CODES[act], float(alpha), float(gain), -1.0 if clamp is None else float(clamp))
-    return _BiasActCuda.apply(x, b, params, ops)
+    return bias_act_with_ops(x, b, dim, act, alpha, gain, clamp, ops)

@@ -25,8 +25,9 @@ struct BiasActParams {
 
 SGM_HOST_DEVICE int64_t bias_index(int64_t i, const BiasActParams& p) {
   // Valid for any non-overlapping, dense layout (contiguous, channels_last, ...): the
-  // next-outer dimension's stride is stride(dim) * size(dim).
-  return (i / p.bias_stride) % p.bias_size;
+  // next-outer dimension's stride is stride(dim) * size(dim). A dimension of size 1 may
+  // have any stride, 0 included, so it must not be divided by.
+  return p.bias_size <= 1 ? 0 : (i / p.bias_stride) % p.bias_size;
 }
 
 // v = x + b  ->  y
@@ -41,29 +42,30 @@ SGM_HOST_DEVICE Acc bias_act_value(Acc v, const BiasActParams& p) {
   return v;
 }
 
-// dy -> dx, given either the pre-activation v = x + b (exact: the same masks as the
-// reference's autograd, including torch's convention that clamp passes the gradient
-// at exactly +-clamp) or the output y. The output suffices when gain > 0 and
-// alpha >= 0, because then y > 0 exactly when v > 0 and |y| == clamp when clamped; it
-// only differs from the reference for an unclamped value that lands exactly on +-clamp.
+// dy -> dx, given either the pre-activation v = x + b or the output y.
+//
+// From v the masks are exactly those of the reference's autograd. torch's clamp
+// backward passes the gradient only strictly inside (-clamp, clamp): a value exactly on
+// a bound gets 0, and so does NaN (a NaN input gets a zero gradient when there is a
+// clamp; README, "Ops, CUDA and speed").
+//
+// The output suffices only when the store kept what the masks need, which the caller
+// (bias_act_cuda.backward_mode) guarantees before choosing it: gain >= 1 and
+// alpha >= 0, so that y > 0 exactly when v > 0 (no positive y underflows to 0), and,
+// with a clamp, a float or double output, so that |y| < clamp exactly when the value
+// was inside (half and bfloat16 round: fp16 stores a clamp of 0.1 as 0.09998).
 template <typename Acc>
 SGM_HOST_DEVICE Acc bias_act_grad_value(Acc dy, Acc saved, bool saved_is_output, const BiasActParams& p) {
-  bool positive, clamped = false;
-  if (saved_is_output) {
-    positive = saved > Acc(0);
-    if (p.clamp >= 0) {
-      const Acc c = static_cast<Acc>(p.clamp);
-      clamped = saved >= c || saved <= -c;
-    }
-  } else {
-    positive = saved > Acc(0);
-    if (p.clamp >= 0) {
-      Acc u = saved;
+  const bool positive = saved > Acc(0);
+  bool clamped = false;
+  if (p.clamp >= 0) {
+    Acc u = saved;
+    if (!saved_is_output) {
       if (p.act == kLrelu && !positive) u = u * static_cast<Acc>(p.alpha);
       u = u * static_cast<Acc>(p.gain);
-      const Acc c = static_cast<Acc>(p.clamp);
-      clamped = u > c || u < -c;
     }
+    const Acc c = static_cast<Acc>(p.clamp);
+    clamped = !(u > -c && u < c);
   }
   if (clamped) return Acc(0);
   Acc g = dy * static_cast<Acc>(p.gain);

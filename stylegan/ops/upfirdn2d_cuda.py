@@ -57,6 +57,11 @@ class _Upfirdn2dCuda(torch.autograd.Function):
         return dx, None, None, None, None, None, None, None
 
 
+def _check_device(x: torch.Tensor) -> None:
+    if not x.is_cuda:
+        raise ValueError("impl='cuda' needs CUDA tensors; use impl=None or 'fast' on the CPU")
+
+
 def upfirdn2d_cuda(
     x: torch.Tensor,
     f: torch.Tensor,
@@ -74,11 +79,11 @@ def upfirdn2d_cuda(
     Raises:
         ValueError: ``x`` is not a CUDA tensor.
     """
-    if not x.is_cuda:
-        raise ValueError("impl='cuda' needs CUDA tensors; use impl=None or 'fast' on the CPU")
+    _check_device(x)
+    f = f.to(x.device)  # a filter made on the CPU: every path below needs it next to x (differentiable)
     if f.requires_grad and torch.is_grad_enabled():
         return upfirdn2d_fast(x, f, up, down, padding, flip_filter, gain)  # the kernel has no filter gradient
     ops = custom_ops.get_ops()
     if ops is None:
         return upfirdn2d_fast(x, f, up, down, padding, flip_filter, gain)
-    return _Upfirdn2dCuda.apply(x, f.to(x.device), up, down, padding, flip_filter, gain, ops)
+    return _Upfirdn2dCuda.apply(x, f, up, down, padding, flip_filter, gain, ops)

@@ -21,7 +21,6 @@ import glob
 import os
 import random
 import shutil
-import subprocess
 import warnings
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from stylegan.ops.bias_act_cuda import _BiasActCuda, _BiasActGradCuda
 from stylegan.ops.bias_act_ref import bias_act_ref
 from stylegan.ops.upfirdn2d_cuda import _Upfirdn2dCuda
 from stylegan.ops.upfirdn2d_ref import upfirdn2d_ref
+from tests.stylegan.kernel_harness import HostOps, host_bias_act, host_bias_act_grad, host_upfirdn2d, load_harness
 
 OPS_DIR = Path(custom_ops.__file__).resolve().parent
 
@@ -74,6 +74,7 @@ def test_sources_are_copied_atomically(tmp_path: Path) -> None:
 
 
 def test_failed_build_warns_once_then_falls_back_or_raises_when_strict(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(custom_ops, "_ops", None, raising=False)
     monkeypatch.setattr(custom_ops, "_failures", {})
     monkeypatch.setattr(custom_ops, "_warned", False)
     calls = []
@@ -95,6 +96,145 @@ def test_failed_build_warns_once_then_falls_back_or_raises_when_strict(monkeypat
         custom_ops.get_ops()
 
 
+class _Refuse:
+    """Stands in for everything the fast path must not touch; any use fails the test."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __call__(self, *args, **kwargs):
+        raise AssertionError(f"get_ops() touched {self.what} although its module was cached")
+
+    def __getattr__(self, name: str):
+        raise AssertionError(f"get_ops() touched {self.what}.{name} although its module was cached")
+
+
+def test_get_ops_returns_the_cached_module_before_any_file_read_or_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ops call get_ops() on every pass; it re-hashed six files and queried the GPU each time (~250 us)."""
+    monkeypatch.setattr(custom_ops, "_ops", None, raising=False)
+    monkeypatch.setattr(custom_ops, "_failures", {})
+    module = object()
+    monkeypatch.setattr(custom_ops, "get_plugin", lambda *a, **k: module)
+    assert custom_ops.get_ops() is module
+    for name in ("get_plugin", "build_dir_for", "cuda_arch_list", "find_cuda_home"):
+        monkeypatch.setattr(custom_ops, name, _Refuse(name))
+    monkeypatch.setattr(custom_ops, "hashlib", _Refuse("hashlib"))
+    monkeypatch.setattr(custom_ops, "glob", _Refuse("glob"))
+    monkeypatch.setattr(Path, "read_bytes", _Refuse("Path.read_bytes"))
+    monkeypatch.setattr(Path, "open", _Refuse("Path.open"))
+    monkeypatch.setattr(torch.cuda, "is_available", _Refuse("torch.cuda.is_available"))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", _Refuse("torch.cuda.get_device_capability"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fallback warning would mean the cache was missed
+        for _ in range(3):
+            assert custom_ops.get_ops() is module
+
+
+def _fake_toolkit(root: Path, release: str) -> Path:
+    """A CUDA_HOME whose bin/nvcc only prints a version."""
+    home = root / f"cuda-{release}"
+    (home / "bin").mkdir(parents=True)
+    nvcc = home / "bin" / "nvcc"
+    nvcc.write_text(f"#!/bin/sh\necho 'Cuda compilation tools, release {release}'\n")
+    nvcc.chmod(0o755)
+    return home
+
+
+@pytest.fixture
+def fake_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """get_plugin with a fake toolkit and cpp_extension.load replaced: the loader without nvcc."""
+    from torch.utils import cpp_extension
+
+    monkeypatch.setenv("STYLEGAN_MORPH_EXTENSIONS_DIR", str(tmp_path / "root"))
+    monkeypatch.setenv("STYLEGAN_MORPH_CUDA_VERBOSE", "none")
+    monkeypatch.setattr(custom_ops, "_verbosity", "none")
+    monkeypatch.delenv("TORCH_CUDA_ARCH_LIST", raising=False)
+    monkeypatch.delenv("CUDA_HOME", raising=False)
+    monkeypatch.delenv("CUDA_PATH", raising=False)
+    monkeypatch.setattr(custom_ops, "_plugins", {})
+    monkeypatch.setattr(custom_ops, "_build_failures", {}, raising=False)
+    home = _fake_toolkit(tmp_path, "99.1")
+    monkeypatch.setattr(custom_ops, "find_cuda_home", lambda: str(home))
+    monkeypatch.setattr(custom_ops, "cuda_arch_list", lambda: "8.6")
+    state = {"calls": [], "fail": False, "home_before": cpp_extension.CUDA_HOME}
+
+    def load(name, sources, build_directory, **kwargs):
+        state["calls"].append({"arch": os.environ.get("TORCH_CUDA_ARCH_LIST"), "env_home": os.environ.get("CUDA_HOME"),
+                               "module_home": cpp_extension.CUDA_HOME, "dir": Path(build_directory),
+                               "files": sorted(p.name for p in Path(build_directory).iterdir())})
+        if state["fail"]:
+            raise RuntimeError("Error building extension 'stylegan_morph_ops': nvcc fatal")
+        return f"module from {build_directory}"
+
+    monkeypatch.setattr(cpp_extension, "load", load)
+    state["home"] = home
+    return state
+
+
+def _expected_dir() -> Path:
+    files = [OPS_DIR / n for n in (*custom_ops.SOURCES, *custom_ops.HEADERS)]
+    return custom_ops.build_dir_for(custom_ops.EXTENSION_NAME, files, custom_ops.cuda_arch_list())
+
+
+def test_build_sets_arch_and_toolkit_for_its_call_only(fake_build) -> None:
+    from torch.utils import cpp_extension
+
+    module = custom_ops.get_plugin()
+    (call,) = fake_build["calls"]
+    assert call["arch"] == "8.6" and call["env_home"] == call["module_home"] == str(fake_build["home"])
+    assert "TORCH_CUDA_ARCH_LIST" not in os.environ and "CUDA_HOME" not in os.environ  # restored
+    assert cpp_extension.CUDA_HOME == fake_build["home_before"]
+    assert (call["dir"] / custom_ops.COMPLETE_MARKER).is_file()
+    assert custom_ops.get_plugin() is module and len(fake_build["calls"]) == 1  # cached
+
+
+def test_compiler_versions_are_part_of_the_build_hash(fake_build, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    first = _expected_dir()
+    # Another nvcc at the same path (a toolkit upgrade in place) ...
+    (fake_build["home"] / "bin" / "nvcc").write_text("#!/bin/sh\necho 'Cuda compilation tools, release 99.2'\n")
+    custom_ops._tool_version.cache_clear()
+    second = _expected_dir()
+    assert second != first
+    # ... or another host compiler.
+    cxx = tmp_path / "my-c++"
+    cxx.write_text("#!/bin/sh\necho 'c++ (fake) 1.0'\n")
+    cxx.chmod(0o755)
+    monkeypatch.setenv("CXX", str(cxx))
+    assert _expected_dir() not in (first, second)
+    assert any("release 99.2" in v for v in custom_ops.toolchain_versions(str(fake_build["home"])))
+
+
+def test_an_incomplete_build_dir_is_rebuilt_not_fatal(fake_build) -> None:
+    """A build killed half-way leaves objects (maybe truncated) and torch's lock file, which made
+    every later build wait or fail; without the completion marker the folder is rebuilt."""
+    build_dir = _expected_dir()
+    build_dir.mkdir(parents=True)
+    (build_dir / "stylegan_ops.cpp").write_text("// half-copied")
+    (build_dir / "stylegan_morph_ops.so").write_bytes(b"\x7fELF truncated")
+    (build_dir / "lock").write_text("")
+    custom_ops.get_plugin()
+    files = fake_build["calls"][0]["files"]
+    assert "stylegan_morph_ops.so" not in files and "lock" not in files
+    assert (build_dir / "stylegan_ops.cpp").read_bytes() == (OPS_DIR / "stylegan_ops.cpp").read_bytes()
+    assert [p.name for p in build_dir.parent.iterdir() if p.name.startswith(".")] == []  # no trash left
+    # A complete folder is reused; only a stale torch lock in it is removed.
+    custom_ops._plugins.clear()
+    (build_dir / "lock").write_text("")
+    (build_dir / "kept.o").write_text("object")
+    custom_ops.get_plugin()
+    assert "kept.o" in fake_build["calls"][1]["files"] and "lock" not in fake_build["calls"][1]["files"]
+
+
+def test_a_failed_build_is_remembered_for_the_process(fake_build) -> None:
+    fake_build["fail"] = True
+    with pytest.raises(RuntimeError, match="nvcc fatal"):
+        custom_ops.get_plugin()
+    with pytest.raises(RuntimeError, match="earlier build .* failed.*nvcc fatal"):
+        custom_ops.get_plugin()
+    assert len(fake_build["calls"]) == 1  # not compiled again
+
+
 def test_verbosity_and_cuda_home(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="verbosity"):
         custom_ops.set_verbosity("loud")
@@ -110,133 +250,11 @@ def test_verbosity_and_cuda_home(monkeypatch: pytest.MonkeyPatch) -> None:
     assert home is None or os.path.isfile(os.path.join(home, "bin", "nvcc"))
 
 
-# ---- the kernels' arithmetic, compiled for the host ----
-
-HARNESS = r"""
-#include "upfirdn2d_kernel.h"
-#include "bias_act_kernel.h"
-using namespace sgm;
-extern "C" {
-// shape: N C H W OH OW; in/out strides: 4 each; a: upx upy downx downy padx0 pady0 fh fw flip cl
-void upfirdn2d_host(const double* x, const double* f, double* y, const int64_t* shape,
-                    const int64_t* in_stride, const int64_t* out_stride, const int64_t* a) {
-  Upfirdn2dParams p{};
-  p.batch = shape[0]; p.channels = shape[1]; p.in_h = shape[2]; p.in_w = shape[3];
-  p.out_h = shape[4]; p.out_w = shape[5];
-  for (int d = 0; d < 4; ++d) { p.in_stride[d] = in_stride[d]; p.out_stride[d] = out_stride[d]; }
-  p.up_x = a[0]; p.up_y = a[1]; p.down_x = a[2]; p.down_y = a[3]; p.pad_x0 = a[4]; p.pad_y0 = a[5];
-  p.filter_h = a[6]; p.filter_w = a[7]; p.flip_filter = a[8] != 0; p.channels_fastest = a[9] != 0;
-  const int64_t total = p.batch * p.channels * p.out_h * p.out_w;
-  for (int64_t i = 0; i < total; ++i) {  // the CUDA kernel's grid-stride loop, on one thread
-    int64_t n, c, oy, ox;
-    upfirdn2d_unravel(i, p, &n, &c, &oy, &ox);
-    y[n * p.out_stride[0] + c * p.out_stride[1] + oy * p.out_stride[2] + ox * p.out_stride[3]] =
-        upfirdn2d_sample<double, double>(x, f, p, n, c, oy, ox);
-  }
-}
-static BiasActParams params(int act, double alpha, double gain, double clamp, int64_t size, int64_t stride) {
-  BiasActParams p{};
-  p.act = act; p.alpha = alpha; p.gain = gain; p.clamp = clamp; p.bias_size = size; p.bias_stride = stride;
-  return p;
-}
-void bias_act_host(const double* x, const double* b, double* y, int64_t total, int act, double alpha,
-                   double gain, double clamp, int64_t size, int64_t stride) {
-  const BiasActParams p = params(act, alpha, gain, clamp, size, stride);
-  for (int64_t i = 0; i < total; ++i)
-    y[i] = bias_act_value<double>(x[i] + (b ? b[bias_index(i, p)] : 0.0), p);
-}
-void bias_act_grad_host(const double* dy, const double* saved, const double* b, double* dx, int64_t total,
-                        int act, double alpha, double gain, double clamp, int64_t size, int64_t stride,
-                        int saved_is_output) {
-  const BiasActParams p = params(act, alpha, gain, clamp, size, stride);
-  for (int64_t i = 0; i < total; ++i) {
-    double s = saved[i];
-    if (!saved_is_output && b) s += b[bias_index(i, p)];
-    dx[i] = bias_act_grad_value<double>(dy[i], s, saved_is_output != 0, p);
-  }
-}
-}
-"""
-
-CXX = shutil.which("c++") or shutil.which("g++")
-
+# ---- the kernels' arithmetic, compiled for the host (float64; see test_ops_kernel_emulation.py for the rest) ----
 
 @pytest.fixture(scope="module")
-def harness(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
-    if CXX is None:
-        pytest.skip("no C++ compiler")
-    d = tmp_path_factory.mktemp("harness")
-    (d / "harness.cpp").write_text(HARNESS)
-    subprocess.run([CXX, "-std=c++17", "-O1", "-Wall", "-Werror", "-shared", "-fPIC", f"-I{OPS_DIR}",
-                    str(d / "harness.cpp"), "-o", str(d / "harness.so")], check=True, capture_output=True)
-    return ctypes.CDLL(str(d / "harness.so"))
-
-
-def _ptr(t: torch.Tensor | None) -> ctypes.c_void_p:
-    return ctypes.c_void_p(None if t is None else t.data_ptr())
-
-
-def _i64(values: list[int]) -> ctypes.Array:
-    return (ctypes.c_int64 * len(values))(*values)
-
-
-def host_upfirdn2d(lib: ctypes.CDLL, x: torch.Tensor, fk: torch.Tensor, up, down, pad, flip: bool,
-                   channels_last: bool) -> torch.Tensor:
-    """The kernel math over every output sample; ``fk`` is filter*gain in float64, as the wrapper passes it."""
-    n, c, h, w = x.shape
-    fh, fw = fk.shape
-    oh = (h * up[1] + pad[2] + pad[3] - fh) // down[1] + 1
-    ow = (w * up[0] + pad[0] + pad[1] - fw) // down[0] + 1
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    y = torch.full((n, c, oh, ow), float("nan"), dtype=torch.float64).contiguous(memory_format=fmt)
-    lib.upfirdn2d_host(_ptr(x), _ptr(fk.contiguous()), _ptr(y), _i64([n, c, h, w, oh, ow]), _i64(list(x.stride())),
-                       _i64(list(y.stride())),
-                       _i64([up[0], up[1], down[0], down[1], pad[0], pad[2], fh, fw, int(flip), int(channels_last)]))
-    return y
-
-
-def _dense(t: torch.Tensor) -> bool:
-    """Stand-in for C++'s is_non_overlapping_and_dense, for the layouts these tests make."""
-    return t.is_contiguous() or (t.ndim == 4 and t.is_contiguous(memory_format=torch.channels_last))
-
-
-class HostOps:
-    """The extension's three functions (stylegan_ops.cpp), float64 on the CPU through the host-compiled
-    kernel math, with the same layout rules. Handing it to the autograd Functions of
-    upfirdn2d_cuda.py / bias_act_cuda.py tests their wiring (backward formulas, saved
-    tensors, bias gradients, double backward) without a GPU."""
-
-    def __init__(self, lib: ctypes.CDLL) -> None:
-        self.lib = lib
-
-    def upfirdn2d(self, x, f, up_x, up_y, down_x, down_y, pad_x0, pad_x1, pad_y0, pad_y1, flip_filter):
-        assert x.dtype == f.dtype == torch.float64
-        cl = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-        return host_upfirdn2d(self.lib, x, f, (up_x, up_y), (down_x, down_y), (pad_x0, pad_x1, pad_y0, pad_y1),
-                              flip_filter, cl)
-
-    def _params(self, like, b, dim, act, alpha, gain, clamp):
-        size, stride = (like.shape[dim], like.stride(dim)) if b is not None else (0, 1)
-        return (act, ctypes.c_double(alpha), ctypes.c_double(gain), ctypes.c_double(clamp), ctypes.c_int64(size),
-                ctypes.c_int64(stride))
-
-    def bias_act(self, x, b, dim, act, alpha, gain, clamp):
-        x = x if _dense(x) else x.contiguous()
-        b = None if b is None else b.contiguous()
-        y = torch.empty_like(x)
-        self.lib.bias_act_host(_ptr(x), _ptr(b), _ptr(y), ctypes.c_int64(x.numel()),
-                               *self._params(x, b, dim, act, alpha, gain, clamp))
-        return y
-
-    def bias_act_grad(self, dy, saved, b, dim, act, alpha, gain, clamp, saved_is_output):
-        saved = saved if _dense(saved) else saved.contiguous()
-        if dy.stride() != saved.stride():
-            dy, saved = dy.contiguous(), saved.contiguous()
-        b = None if b is None else b.contiguous()
-        dx = torch.empty_like(saved)
-        self.lib.bias_act_grad_host(_ptr(dy), _ptr(saved), _ptr(b), _ptr(dx), ctypes.c_int64(dy.numel()),
-                                    *self._params(saved, b, dim, act, alpha, gain, clamp), int(saved_is_output))
-        return dx
+def harness() -> ctypes.CDLL:
+    return load_harness()
 
 
 def test_upfirdn2d_kernel_arithmetic_matches_ref(harness: ctypes.CDLL) -> None:
@@ -299,22 +317,17 @@ def test_bias_act_kernel_arithmetic_matches_ref(harness: ctypes.CDLL) -> None:
         b = torch.randn(shape[dim], dtype=torch.float64) if rng.random() < 0.8 else None
         code, cl = {"linear": 0, "lrelu": 1}[act], -1.0 if clamp is None else clamp
         size, stride = (shape[dim], x.stride(dim)) if b is not None else (0, 1)
-        y = torch.empty_like(x)
-        harness.bias_act_host(_ptr(x), _ptr(b), _ptr(y), ctypes.c_int64(x.numel()), code, ctypes.c_double(alpha),
-                              ctypes.c_double(gain), ctypes.c_double(cl), ctypes.c_int64(size), ctypes.c_int64(stride))
+        y = host_bias_act(harness, x, b, code, alpha, gain, cl, size, stride)
         xr = x.clone().requires_grad_(True)
         y_ref = bias_act_ref(xr, b, dim, act, alpha, gain, clamp)
         torch.testing.assert_close(y, y_ref.detach(), rtol=1e-12, atol=1e-12)
 
         dy = torch.randn_like(x)
         y_ref.backward(dy)
-        modes = [False] + ([True] if gain > 0 and (act == "linear" or alpha >= 0) else [])
-        for saved_is_output in modes:  # the same choice bias_act_cuda.py makes
+        modes = [False] + ([True] if gain >= 1 and (act == "linear" or alpha >= 0) else [])
+        for saved_is_output in modes:  # the same choice bias_act_cuda.backward_mode makes for float64
             saved = y if saved_is_output else x
-            dx = torch.empty_like(x)
-            harness.bias_act_grad_host(_ptr(dy), _ptr(saved), _ptr(b), _ptr(dx), ctypes.c_int64(x.numel()), code,
-                                       ctypes.c_double(alpha), ctypes.c_double(gain), ctypes.c_double(cl),
-                                       ctypes.c_int64(size), ctypes.c_int64(stride), int(saved_is_output))
+            dx = host_bias_act_grad(harness, dy, saved, b, code, alpha, gain, cl, size, stride, saved_is_output)
             torch.testing.assert_close(dx, xr.grad, rtol=1e-12, atol=1e-12)
 
 
@@ -347,6 +360,8 @@ def test_upfirdn2d_autograd_wiring(harness: ctypes.CDLL) -> None:
 
 def test_bias_act_autograd_wiring(harness: ctypes.CDLL) -> None:
     """bias_act_cuda's Functions with the kernel math, in all three backward modes (gain / output / input)."""
+    from stylegan.ops.bias_act_cuda import bias_act_with_ops
+
     ops = HostOps(harness)
     rng = random.Random(11)
     for i in range(40):
@@ -358,8 +373,7 @@ def test_bias_act_autograd_wiring(harness: ctypes.CDLL) -> None:
         x = torch.randn(shape, dtype=torch.float64)
         x = torch.where(x.abs() < 0.05, x + 0.1, x).requires_grad_(True)  # no finite differences across a kink
         b = torch.randn(shape[dim], dtype=torch.float64, requires_grad=True)
-        params = (dim, {"linear": 0, "lrelu": 1}[act], alpha, gain, -1.0 if clamp is None else clamp)
-        fn = lambda x_, b_: _BiasActCuda.apply(x_, b_, params, ops)  # noqa: E731
+        fn = lambda x_, b_: bias_act_with_ops(x_, b_, dim, act, alpha, gain, clamp, ops)  # noqa: E731
         y, y_ref = fn(x, b), bias_act_ref(x, b, dim, act, alpha, gain, clamp)
         torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
         dy = torch.randn_like(y).transpose(0, -1).contiguous().transpose(0, -1)  # another layout than y
@@ -399,7 +413,7 @@ def test_extension_compiles(monkeypatch: pytest.MonkeyPatch) -> None:
         _Upfirdn2dCuda.apply(x, f, (2, 1), (1, 2), (1, 0, 0, 1), False, 4.0, module)
     for bias in (b, None):
         with pytest.raises(RuntimeError, match="x must be a CUDA tensor"):
-            _BiasActCuda.apply(x, bias, (1, 1, 0.2, 2 ** 0.5, 256.0), module)
+            _BiasActCuda.apply(x, bias, (1, 1, 0.2, 2 ** 0.5, 256.0), module, "output")
         with pytest.raises(RuntimeError, match="dy must be a CUDA tensor"):
             _BiasActGradCuda.apply(x, x, bias, (1, 1, 0.2, 2 ** 0.5, 256.0), True, module)
     with pytest.raises(ValueError, match="CUDA"):  # the wrappers still refuse CPU tensors
