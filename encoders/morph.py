@@ -27,7 +27,6 @@ Example:
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,18 +39,26 @@ from PIL import Image
 from stylegan.errors import CheckpointError, UserError
 from stylegan.interpolation import KINDS, get_easing, get_schedule, interpolation_path
 from stylegan.render import render_frames, render_video, resolve_device, to_uint8
-from stylegan.video import DEFAULT_CRF, check_output_path, default_permissions, output_kind, write_image
+from stylegan.fileio import (atomic_output, check_input_file, check_name_length, check_not_input, fit_name,
+                            os_error_message)
+from stylegan.interpolation import num_frames
+from stylegan.limits import RenderPlan, check_crf, check_fps, check_frame_count, check_size, measure_generator
+from stylegan.video import DEFAULT_CRF, check_output_path, output_kind, write_image
 
 from .refine import auto_refine_steps, refine_latent
 
 __all__ = [
     "ALIGN_SIZE", "LATENT_SUFFIX", "MorphResult", "InvertResult", "Keyframe", "morph", "invert",
     "check_model", "resolve_model", "load_models", "load_latent", "save_latent", "prepare_inputs", "encode_inputs",
-    "default_output_name", "latent_paths",
+    "default_output_name", "latent_paths", "split_input", "input_paths",
 ]
 
 ALIGN_SIZE = 1024
 LATENT_SUFFIX = ".npy"
+#: Most values a latent file may hold when the model is not known (64 x 2048 W+ positions).
+MAX_LATENT_VALUES = 64 * 2048
+#: Largest |value| accepted in a code: real W+ codes stay within about +-100; 1e30 only renders black.
+MAX_LATENT_ABS = 1e4
 Log = Callable[[str], None]
 
 
@@ -114,18 +121,16 @@ def load_latent(path: str | os.PathLike, num_ws: int | None = None, w_dim: int |
         float32 [num_ws, w_dim].
 
     Raises:
-        UserError: missing or unreadable file, wrong shape, or non-finite values.
+        UserError: missing, unreadable or not-``.npy`` file, a header that claims more values
+            than a code holds (checked before anything is read), wrong shape, or values
+            that are NaN, infinite or beyond :data:`MAX_LATENT_ABS`.
     """
+    from .npy import read_npy
+
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: file not found")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"{path}: not a readable .npy latent ({first[:150]})") from None
-    if not isinstance(arr, np.ndarray) or not np.issubdtype(arr.dtype, np.floating):
-        raise UserError(f"{path}: a latent must hold floats, found {getattr(arr, 'dtype', type(arr).__name__)}")
+    # The header is checked before the data is read: a crafted file cannot make us allocate.
+    limit = num_ws * w_dim if num_ws is not None and w_dim is not None else MAX_LATENT_VALUES
+    arr = read_npy(path, max_values=limit, kinds="f", what="latent")
     if arr.ndim == 3 and arr.shape[0] == 1:
         arr = arr[0]
     if arr.ndim == 1 and num_ws is not None:
@@ -135,6 +140,9 @@ def load_latent(path: str | os.PathLike, num_ws: int | None = None, w_dim: int |
         raise UserError(f"{path}: latent has shape {list(arr.shape)}, this model needs {expect}")
     if not np.isfinite(arr).all():
         raise UserError(f"{path}: latent holds NaN or infinite values")
+    if np.abs(arr).max(initial=0) > MAX_LATENT_ABS:
+        raise UserError(f"{path}: latent values reach {float(np.abs(arr).max()):.3g}; a face code stays far below "
+                        f"{MAX_LATENT_ABS:g} (a damaged or foreign file?)")
     return torch.from_numpy(np.array(arr, dtype=np.float32))
 
 
@@ -144,17 +152,10 @@ def save_latent(path: str | os.PathLike, ws: torch.Tensor) -> Path:
     Returns:
         The destination path.
     """
-    dest = Path(path)
-    check_output_path(dest, kind="latent")
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp.npy", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    dest = check_output_path(path, kind="latent")
+    with atomic_output(dest) as tmp:  # disk full: one line, and the old file (if any) stays
+        with open(tmp, "wb") as f:
             np.save(f, ws.detach().float().cpu().numpy(), allow_pickle=False)
-        default_permissions(tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return dest
 
 
@@ -218,6 +219,18 @@ def load_models(weights: str | os.PathLike | None, device: torch.device, need_en
     G = load_generator(path, device=device)
     if not need_encoder:
         return G, None
+    return G, load_matching_encoder(path, G, device)
+
+
+def load_matching_encoder(path: str | os.PathLike, G: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The encoder stored in the weights file ``path``, checked against the generator's code sizes.
+
+    Separate from :func:`load_models` so that a caller can load the encoder only when
+    a photo actually needs encoding (e.g. after a cache miss).
+
+    Raises:
+        CheckpointError: a file without an encoder, or encoder and generator sizes that differ.
+    """
     from encoders.loader import load_encoder
 
     try:
@@ -228,10 +241,22 @@ def load_models(weights: str | os.PathLike | None, device: torch.device, need_en
     if (E.num_ws, E.w_dim) != (G.num_ws, G.w_dim):
         raise CheckpointError(f"{path}: the encoder makes {E.num_ws}x{E.w_dim} codes but the generator "
                               f"takes {G.num_ws}x{G.w_dim}")
-    return G, E
+    return E
 
 
 # ----------------------------------------------------------------------------- inputs
+
+
+def split_input(spec: str | os.PathLike) -> tuple[Path, int | None]:
+    """``"group.jpg:2"`` -> ``(Path("group.jpg"), 2)``: a face index for one input only.
+
+    A path that exists as written (even one with a colon) is taken as it is.
+    """
+    text = os.fspath(spec)
+    head, sep, tail = text.rpartition(":")
+    if sep and head and tail.isdigit() and not os.path.lexists(text):
+        return Path(head), int(tail)
+    return Path(text), None
 
 
 def _face_indices(face_index: int | Sequence[int | None] | None, n: int) -> list[int | None]:
@@ -243,32 +268,47 @@ def _face_indices(face_index: int | Sequence[int | None] | None, n: int) -> list
     return indices
 
 
+def input_paths(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    """The files behind input specs (``group.jpg:2`` -> ``group.jpg``)."""
+    return [split_input(p)[0] for p in inputs]
+
+
 def prepare_inputs(inputs: Sequence[str | os.PathLike], face_index: int | Sequence[int | None] | None = None,
                    log: Log = _quiet) -> list[Keyframe]:
     """Check every input and align every photo (no model needed yet).
 
     ``.npy`` files are latents and are read later, when the model's sizes are known;
     everything else is a photo: decoded, its face found and aligned at :data:`ALIGN_SIZE`.
+    An input written ``photo.jpg:N`` uses face ``N`` of that photo, whatever ``face_index`` says.
 
     Raises:
-        UserError: a missing file, a folder, an unreadable or corrupt image, no face
-            (``NoFaceError``), or a face index out of range.
+        UserError: a missing file, a folder or other non-regular file (a FIFO would block),
+            an unreadable or corrupt image, no face (``NoFaceError``), or a face index out
+            of range (the message names the photo).
     """
-    from encoders.align import align_face
+    from encoders.align import NoFaceError, align_face
 
-    paths = [Path(p) for p in inputs]
-    for p in paths:  # all missing files at once is friendlier than one per run
-        if not p.exists():
-            raise UserError(f"{p}: file not found")
-        if p.is_dir():
-            raise UserError(f"{p}: is a folder, expected a photo or a .npy latent")
+    specs = [split_input(p) for p in inputs]
+    for p, _ in specs:  # every input is checked before the first is decoded
+        check_input_file(p, "photo or a .npy latent")
     keyframes = []
-    for p, idx in zip(paths, _face_indices(face_index, len(paths))):
+    for (p, own), idx in zip(specs, _face_indices(face_index, len(specs))):
         if p.suffix.lower() == LATENT_SUFFIX:
+            if own is not None:
+                raise UserError(f"{p}: a face index ({p}:{own}) applies to photos, not to .npy latents")
             keyframes.append(Keyframe(p))
             continue
         log(f"aligning {p}")
-        keyframes.append(Keyframe(p, aligned=align_face(p, output_size=ALIGN_SIZE, face_index=idx)))
+        try:
+            aligned = align_face(p, output_size=ALIGN_SIZE, face_index=idx if own is None else own)
+        except NoFaceError:
+            raise
+        except UserError as err:
+            if own is None and idx is not None and "face index" in str(err):
+                raise UserError(f"{err}; face_index applies to every photo, give this one its own "
+                                f"as '{p}:N'") from None
+            raise
+        keyframes.append(Keyframe(p, aligned=aligned))
     return keyframes
 
 
@@ -308,13 +348,22 @@ def encode_inputs(keyframes: list[Keyframe], G: torch.nn.Module, E: torch.nn.Mod
     return torch.stack([kf.ws for kf in keyframes])
 
 
-def default_output_name(inputs: Sequence[str | os.PathLike], suffix: str = ".mp4") -> str:
-    """``face1_to_face2.mp4`` (``a_to_b_to_c.mp4`` for more; long lists are shortened)."""
-    stems = [Path(p).stem for p in inputs]
+def default_output_name(inputs: Sequence[str | os.PathLike], suffix: str = ".mp4",
+                        folder: str | os.PathLike = ".") -> str:
+    """``face1_to_face2.mp4`` (``a_to_b_to_c.mp4`` for more; long lists are shortened).
+
+    Long input names are cut so that the name fits ``folder``'s file system, including
+    the latents ``save_latents`` derives from it (``<name>_<input>.npy``).
+    """
+    stems = [split_input(p)[0].stem for p in inputs]
     name = "_to_".join(stems)
     if len(name) > 80:
-        name = f"{stems[0]}_to_{stems[-1]}_{len(stems)}_faces"
-    return name + suffix
+        name = f"{_cut(stems[0], 30)}_to_{_cut(stems[-1], 30)}_{len(stems)}_faces"
+    return fit_name(name, suffix, folder)
+
+
+def _cut(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[:chars]
 
 
 def latent_paths(inputs: Sequence[str | os.PathLike], output: str | os.PathLike) -> list[Path]:
@@ -322,10 +371,11 @@ def latent_paths(inputs: Sequence[str | os.PathLike], output: str | os.PathLike)
     out = Path(os.fspath(output).rstrip("/" + os.sep))
     stem = out.stem if out.suffix.lower() in {".mp4", ".gif"} else out.name
     names: list[Path] = []
-    for k, p in enumerate(inputs):
-        candidate = out.parent / f"{stem}_{Path(p).stem}{LATENT_SUFFIX}"
+    for k, p in enumerate(input_paths(inputs)):
+        # Cut to fit the file system (a long output name plus a long input name).
+        candidate = out.parent / fit_name(f"{stem}_{p.stem}", LATENT_SUFFIX, out.parent)
         if candidate in names:  # two inputs with the same stem
-            candidate = out.parent / f"{stem}_{Path(p).stem}_{k}{LATENT_SUFFIX}"
+            candidate = out.parent / fit_name(f"{stem}_{p.stem}", f"_{k}{LATENT_SUFFIX}", out.parent)
         names.append(candidate)
     return names
 
@@ -334,19 +384,19 @@ def latent_paths(inputs: Sequence[str | os.PathLike], output: str | os.PathLike)
 
 
 def _validate(steps: int, fps: float, hold: int, batch_size: int, size: int | None, kind: str, easing: str,
-              schedule: str | None) -> None:
+              schedule: str | None, crf: int = DEFAULT_CRF) -> None:
+    # Messages name parameters; the tools show them as flags (steps -> --steps).
     if steps < 2:
-        raise UserError(f"--steps must be at least 2 (both end faces), got {steps}")
-    if not fps > 0:
-        raise UserError(f"--fps must be positive, got {fps}")
+        raise UserError(f"steps must be at least 2 (both end faces), got {steps}")
+    check_fps(fps)
+    check_crf(crf)
     if hold < 0:
-        raise UserError(f"--hold must be 0 or more frames, got {hold}")
+        raise UserError(f"hold must be 0 or more frames, got {hold}")
     if batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
-    if size is not None and size < 1:
-        raise UserError(f"--size must be a positive number of pixels, got {size}")
+        raise UserError(f"batch_size must be at least 1, got {batch_size}")
+    check_size(size)
     if kind not in KINDS:
-        raise UserError(f"unknown --kind {kind!r}; choose one of {', '.join(KINDS)}")
+        raise UserError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
     try:
         get_easing(easing)
         get_schedule(schedule)
@@ -375,12 +425,15 @@ def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
           schedule: str | None = None, loop: bool = False, side_by_side: bool = False,
           save_latents: bool = False, face_index: int | Sequence[int | None] | None = None,
           batch_size: int = 4, noise_mode: str = "const", device: str | torch.device = "auto",
-          refine: int | str = "auto", progress: bool = True, log: Log = _quiet) -> MorphResult:
+          refine: int | str = "auto", progress: bool = True, log: Log = _quiet, yes: bool = False) -> MorphResult:
     """Make a morph video through two or more faces.
 
     Args:
-        inputs: photos (any format Pillow reads) and/or ``.npy`` latents from ``tools/invert.py``.
-        output: ``.mp4``, ``.gif`` or a folder name for PNG frames; written atomically.
+        inputs: photos (any format Pillow reads) and/or ``.npy`` latents from ``tools/invert.py``;
+            ``photo.jpg:N`` picks face ``N`` of that photo.
+        output: ``.mp4``, ``.gif`` or a folder name for PNG frames; written atomically. It may
+            not be an input (nor, for a folder, hold one); an existing folder is replaced only
+            if a previous render wrote it (see :func:`stylegan.video.check_output_path`).
         weights: a registry name or a weights file; None for the default model.
         steps: frames per transition including both end faces (>= 2).
         fps, crf: video rate and H.264 quality (0 best .. 51 worst).
@@ -393,7 +446,8 @@ def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
         side_by_side: show the current pair of aligned inputs left and right of the morph
             (``A | morph | B``; with more inputs the panels follow the current segment).
         save_latents: also write every input's code as ``<output stem>_<input stem>.npy``
-            beside the output (after the video is complete).
+            beside the output (after the video is complete). Existing files are replaced
+            atomically, an input never.
         face_index: which face in each photo, 0 = largest (one int for all, or one per input).
         batch_size: frames synthesised together.
         noise_mode: ``const`` (stored noise; steady video), ``random`` or ``none``.
@@ -401,7 +455,10 @@ def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
         refine: optimisation steps on each photo's code after encoding; ``"auto"`` = 100 for
             generators up to 256 px, 0 above (see :mod:`encoders.refine`).
         progress: show a progress bar while rendering.
-        log: receives one-line status messages (loading, aligning, encoding).
+        log: receives one-line status messages (loading, aligning, encoding, and the plan:
+            frames, estimated time and disk).
+        yes: go ahead with more than :data:`stylegan.limits.CONFIRM_FRAMES` frames or an
+            estimated render time over :data:`stylegan.limits.CONFIRM_SECONDS`.
 
     Returns:
         A :class:`MorphResult`.
@@ -412,19 +469,31 @@ def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
     start = time.perf_counter()
     if len(inputs) < 2:
         raise UserError(f"a morph needs at least 2 inputs, got {len(inputs)}")
-    _validate(steps, fps, hold, batch_size, size, kind, easing, schedule)
+    _validate(steps, fps, hold, batch_size, size, kind, easing, schedule, crf)
+    check_frame_count(num_frames(len(inputs), steps, hold, loop), yes)  # before any work
     out_kind = output_kind(output)
     dest = check_output_path(output, out_kind)
+    sources = input_paths(inputs)
+    # Never overwrite an input: not the video, not a frames folder holding one, not a latent.
+    check_not_input(dest, sources, folder=out_kind == "frames")
+    latent_targets = latent_paths(inputs, dest) if save_latents else []
+    for target in latent_targets:
+        check_output_path(target, kind="latent")
+        check_not_input(target, sources)
     dev = resolve_device(device)
 
     check_model(weights)  # a typo in the name fails now, not after aligning every photo
     keyframes = prepare_inputs(inputs, face_index, log)
     G, E = load_models(weights, dev, need_encoder=any(not kf.is_latent for kf in keyframes), log=log)
+    side = size or G.img_resolution
+    plan = RenderPlan(num_frames(len(inputs), steps, hold, loop), side * (3 if side_by_side else 1), side,
+                      out_kind, measure_generator(G, noise_mode))
+    log(f"plan: {plan.describe()}")
+    plan.check(yes)  # before encoding and refining: an absurd run stops here
     codes = encode_inputs(keyframes, G, E, log, refine)  # [K, num_ws, w_dim]
     del E  # the encoder is not needed for rendering; free it before the frames start
 
     path = interpolation_path(codes, steps, kind=kind, easing=easing, hold=hold, loop=loop, schedule=schedule)
-    side = size or G.img_resolution
     compose = None
     if side_by_side:
         panels = _panels(keyframes, G, side)
@@ -436,10 +505,7 @@ def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
     log(f"rendering {len(path)} frames at {side}x{side} on {dev}")
     frames = render_video(G, path, dest, fps=fps, crf=crf, batch_size=batch_size, noise_mode=noise_mode,
                           size=size, progress=progress, compose=compose)
-    latents = []
-    if save_latents:
-        for kf, target in zip(keyframes, latent_paths(inputs, dest)):
-            latents.append(save_latent(target, kf.ws))
+    latents = [save_latent(target, kf.ws) for kf, target in zip(keyframes, latent_targets)]
     width = side * (3 if side_by_side else 1)
     return MorphResult(dest, frames, (width, side), latents, time.perf_counter() - start)
 
@@ -487,23 +553,65 @@ def invert(photos: Sequence[str | os.PathLike], outdir: str | os.PathLike = ".",
     if latent:
         raise UserError(f"{latent[0]}: is already a latent; invert takes photos")
     _check_folder_creatable(folder)
+    _check_inversion_outputs(folder, input_paths(photos))
     keyframes = prepare_inputs(photos, face_index, log)
     G, E = load_models(weights, dev, need_encoder=True, log=log)
     codes = encode_inputs(keyframes, G, E, log, refine)
     # Only now create the folder: a bad photo or model leaves no empty folder behind.
+    created = _make_folder(folder)
+    try:
+        check_output_path(folder / "probe.png", kind="image")
+        return [_save_inversion(G, kf, ws, folder, kf.source.stem, noise_mode) for kf, ws in zip(keyframes, codes)]
+    except BaseException:
+        for made in created:  # deepest first; a folder that holds finished photos stays
+            try:
+                made.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """``mkdir -p``; returns the folders it created, deepest first (to remove them if the run fails)."""
+    missing = []
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise UserError(f"{folder}: cannot create the output folder ({err.strerror or err})") from None
-    check_output_path(folder / "probe.png", kind="image")
-    results = []
-    for kf, ws in zip(keyframes, codes):
-        stem = kf.source.stem
-        recon = next(render_frames(G, [ws], batch_size=1, noise_mode=noise_mode, progress=False))
-        res = InvertResult(folder / f"{stem}_aligned.png", folder / f"{stem}_reconstruction.png",
-                           folder / f"{stem}_latent{LATENT_SUFFIX}")
-        write_image(kf.aligned, res.aligned)
-        write_image(recon, res.reconstruction)
-        save_latent(res.latent, ws)
-        results.append(res)
-    return results
+        raise UserError(f"{folder}: cannot create the output folder ({os_error_message(err)})") from None
+    return missing
+
+
+def _check_inversion_outputs(folder: Path, sources: list[Path]) -> None:
+    """Before any work: no output may be an input, and two photos may not share output names."""
+    seen: dict[Path, Path] = {}
+    for src in sources:
+        res = _inversion_paths(folder, src.stem)
+        for out in (res.aligned, res.reconstruction, res.latent):
+            check_name_length(out)
+            if out in seen:
+                raise UserError(f"{src} and {seen[out]} would both write {out.name}; rename one of them")
+            seen[out] = src
+            check_not_input(out, sources)
+
+
+def _inversion_paths(folder: Path, stem: str) -> InvertResult:
+    # A long photo name is cut so that the longest of the three names fits the file system.
+    longest = "_reconstruction.png"
+    stem = fit_name(stem, longest, folder)[: -len(longest)]
+    return InvertResult(folder / f"{stem}_aligned.png", folder / f"{stem}_reconstruction.png",
+                        folder / f"{stem}_latent{LATENT_SUFFIX}")
+
+
+def _save_inversion(G: torch.nn.Module, kf: Keyframe, ws: torch.Tensor, folder: Path, stem: str,
+                    noise_mode: str) -> InvertResult:
+    """Write one photo's aligned face, reconstruction and code; the code last, so it marks a finished photo."""
+    recon = next(render_frames(G, [ws], batch_size=1, noise_mode=noise_mode, progress=False))
+    res = _inversion_paths(folder, stem)
+    write_image(kf.aligned, res.aligned)
+    write_image(recon, res.reconstruction)
+    save_latent(res.latent, ws)
+    return res

@@ -13,6 +13,9 @@ examples:
       -> out/photo_aligned.png, out/photo_reconstruction.png, out/photo_latent.npy
   python tools/invert.py a.jpg b.jpg --model e4e-ffhq -o latents/
   python tools/invert.py group.jpg --face-index 1 --weights model.pt -o out/
+  python tools/invert.py holiday/ -o holiday_codes/
+      -> every photo in holiday/; photos with no face are listed at the end;
+         run it again after an interruption and finished photos are skipped
 
 The .npy code ([num_ws, w_dim] float32) can replace the photo in
 tools/interpolate.py, which then skips alignment and encoding. The
@@ -24,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface of ``sgm-invert``."""
     parser = argparse.ArgumentParser(prog="sgm-invert", description=__doc__, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("photos", nargs="+", metavar="PHOTO", help="one or more photos")
+    parser.add_argument("photos", nargs="+", metavar="PHOTO",
+                        help="one or more photos, or one folder of photos (resumable)")
     parser.add_argument("-o", "--output", default=".", metavar="DIR",
                         help="output folder, created if missing (default: the current folder)")
     add_model_options(parser)
@@ -47,13 +51,31 @@ def main(argv: list[str] | None = None) -> int:
             print(message, file=sys.stderr)
 
     def body() -> None:
+        from pathlib import Path
+
         from encoders.morph import invert
 
+        if any(Path(p).is_dir() for p in args.photos):
+            return folder_body()
         results = invert(args.photos, args.output, weights=args.weights or args.model, face_index=args.face_index,
                          device=args.device, noise_mode=args.noise_mode, refine=args.refine, log=log)
         if not args.quiet:
             for r in results:
                 print(f"wrote {r.aligned}, {r.reconstruction}, {r.latent}")
+
+    def folder_body() -> None:
+        from encoders.batch_invert import invert_folder
+        from stylegan.errors import UserError
+
+        if len(args.photos) > 1:
+            raise UserError("give one folder, or photos; not both or several folders")
+        result = invert_folder(args.photos[0], args.output, weights=args.weights or args.model,
+                               face_index=args.face_index, device=args.device, noise_mode=args.noise_mode,
+                               refine=args.refine, progress=not args.quiet, log=log)
+        for photo, reason in result.failed:
+            log(f"skipped {photo}: {reason}")
+        if not args.quiet:
+            print(result.summary())
 
     return run_cli(body)
 

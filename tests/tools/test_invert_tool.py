@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +67,67 @@ def test_errors_are_one_line(args, match, model_file, tmp_path, capsys):
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert match in err
     assert not (tmp_path / "out").exists()  # not even an empty folder
+
+
+# ----------------------------------------------------------------------------- a whole folder
+
+
+@pytest.fixture
+def photo_folder(tmp_path):
+    """Two faces, one blank picture (no face) and a note that is not a photo."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(HOPPER, folder / HOPPER.name)
+    shutil.copy(ASTRONAUT, folder / ASTRONAUT.name)
+    Image.new("RGB", (160, 160), (90, 90, 90)).save(folder / "blank.png")
+    (folder / "notes.txt").write_text("not a photo")
+    return folder
+
+
+def count_encodes(monkeypatch) -> list[int]:
+    from encoders import Encoder4Editing
+
+    calls: list[int] = []
+    original = Encoder4Editing.encode
+
+    def counting(self, images):
+        calls.append(1)
+        return original(self, images)
+
+    monkeypatch.setattr(Encoder4Editing, "encode", counting)
+    return calls
+
+
+@pytest.mark.slow  # aligns three photos three times
+def test_folder_lists_faceless_photos_and_resumes(photo_folder, model_file, tmp_path, capsys, monkeypatch):
+    calls = count_encodes(monkeypatch)
+    out = tmp_path / "codes"
+    argv = [str(photo_folder), "-o", str(out), "--weights", str(model_file), "--device", "cpu", "--refine", "0"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("inverted 2 photos, 1 without a face (blank.png)"), lines
+    assert sorted(p.name for p in out.glob("*_latent.npy")) == ["astronaut_latent.npy", "grace_hopper_latent.npy"]
+    assert len(calls) == 2
+    # As if the run had been interrupted before the astronaut: only that photo is encoded again.
+    (out / "astronaut_latent.npy").unlink()
+    assert main(argv) == 0
+    assert capsys.readouterr().out.startswith("inverted 1 photo, 1 already done, 1 without a face")
+    assert len(calls) == 3
+    # Everything done: nothing is encoded.
+    assert main(argv + ["-q"]) == 0 and len(calls) == 3 and capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("extra,match", [
+    (["{folder}"], "must differ from the photo folder"),
+    (["{tmp}/empty"], "no photos in this folder"),
+    (["{folder}", "{hopper}"], "give one folder, or photos"),
+])
+def test_folder_errors(extra, match, photo_folder, model_file, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    args = [a.format(folder=photo_folder, tmp=tmp_path, hopper=HOPPER) for a in extra]
+    out = str(photo_folder) if match.startswith("must differ") else str(tmp_path / "out")
+    assert main(args + ["-o", out, "--weights", str(model_file), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and match in err, err
+    assert sorted(p.name for p in photo_folder.iterdir()) == ["astronaut.png", "blank.png", "grace_hopper.jpg",
+                                                              "notes.txt"]
