@@ -4,7 +4,7 @@ from setuptools import setup
 
 TOOLS = [
     "generate", "bench", "align", "invert", "download", "interpolate",
-    "train_stylegan", "train_encoder", "evaluate",
+    "train_stylegan", "train_encoder", "evaluate", "explore",
 ]
 
 setup(
@@ -13,16 +13,17 @@ setup(
     description="StyleGAN2 inversion (e4e) and face morph videos, on CPU or GPU",
     python_requires=">=3.10",
     packages=["stylegan", "stylegan.ops", "stylegan.convert", "stylegan.training",
-              "encoders", "pretrained", "tools"],
+              "encoders", "pretrained", "tools", "tools.explorer"],
     package_data={
         "stylegan.ops": ["*.cu", "*.cpp", "*.h"],
+        "tools.explorer": ["static/*"],
         "pretrained": ["weights/*.pt", "examples/*"],
     },
     install_requires=[
         "torch>=2.1", "torchvision", "numpy", "pillow", "dlib-bin", "face_recognition_models",
-        "imageio", "imageio-ffmpeg", "ninja", "gdown", "tqdm",
+        "imageio", "imageio-ffmpeg", "ninja", "gdown", "tqdm", "flask",
     ],
-    extras_require={"test": ["pytest"], "train": ["matplotlib"]},
+    extras_require={"test": ["pytest", "selenium"], "train": ["matplotlib"]},
     entry_points={
         "console_scripts": [f"sgm-{t.replace('_', '-')}=tools.{t}:main" for t in TOOLS],
     },
