@@ -5,6 +5,7 @@ from setuptools import setup
 TOOLS = [
     "generate", "bench", "align", "invert", "download", "interpolate",
     "train_stylegan", "train_encoder", "evaluate", "explore",
+    "edit", "latent_map",
 ]
 
 setup(
@@ -21,9 +22,9 @@ setup(
     },
     install_requires=[
         "torch>=2.1", "torchvision", "numpy", "pillow", "dlib-bin", "face_recognition_models",
-        "imageio", "imageio-ffmpeg", "ninja", "gdown", "tqdm", "flask",
+        "imageio", "imageio-ffmpeg", "ninja", "gdown", "tqdm", "flask", "scikit-learn", "matplotlib",
     ],
-    extras_require={"test": ["pytest", "selenium"], "train": ["matplotlib"]},
+    extras_require={"test": ["pytest", "selenium"], "train": ["matplotlib"], "umap": ["umap-learn"]},
     entry_points={
         "console_scripts": [f"sgm-{t.replace('_', '-')}=tools.{t}:main" for t in TOOLS],
     },
