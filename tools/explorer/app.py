@@ -39,7 +39,7 @@ _TAB_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _ASSETS = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
            "style.css": "text/css; charset=utf-8"}
 _CSP = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; style-src 'self'; "
-        "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+        "script-src 'self'; connect-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
         "form-action 'self'")
 _LOCAL_NAMES = ("localhost", "127.0.0.1", "[::1]")
 

@@ -12,6 +12,7 @@ let committed = clone(view);
 const history = [];                                    // earlier committed views, for undo
 let seq = 0, inflight = false, pending = false;
 let polling = null;
+let mappedFaces = null;                                // ready faces the map last showed
 
 function clone(x) { return JSON.parse(JSON.stringify(x)); }
 function status(text) { $("status").textContent = text; }
@@ -161,6 +162,8 @@ async function refreshFaces() {
   if (changed) { committed = clone(view); requestRender(); }
   if (busy && !polling) polling = setInterval(refreshFaces, 400);
   if (!busy && polling) { clearInterval(polling); polling = null; }
+  const known = ready.map((f) => f.id).join(",");
+  if (known !== mappedFaces) { mappedFaces = known; refreshMap(); }   // new faces join the map
 }
 
 function added(r) { return r.json().then(() => refreshFaces()); }
@@ -360,7 +363,6 @@ async function start() {
   $("map-method").onchange = refreshMap;
   syncControls();
   await refreshFaces();
-  refreshMap();
   document.body.dataset.ready = "1";
 }
 
