@@ -19,3 +19,10 @@ __all__ = [
 from .morph import invert, load_latent, morph, save_latent
 
 __all__ += ["morph", "invert", "load_latent", "save_latent"]
+
+# Many photos: folder inversion, a content-addressed code cache, latent maps.
+from .batch_invert import invert_folder
+from .code_cache import CachedEncoder, CodeCache, photo_key
+from .latent_map import latent_map
+
+__all__ += ["invert_folder", "CodeCache", "CachedEncoder", "photo_key", "latent_map"]
