@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import csv
+import importlib
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from encoders import latent_map as lm
 from stylegan import save_generator
 from stylegan.errors import UserError
 from tests.encoders.test_morph import offline  # noqa: F401  (shared fixture)
 from tests.stylegan.test_render import tiny_generator
+
+# The module (the package exports its latent_map function under the same name).
+lm = importlib.import_module("encoders.latent_map")
 
 
 def clusters(n: int = 12, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
