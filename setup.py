@@ -5,7 +5,7 @@ from setuptools import setup
 TOOLS = [
     "generate", "bench", "align", "invert", "download", "interpolate",
     "train_stylegan", "train_encoder", "evaluate", "explore",
-    "edit", "latent_map",
+    "edit", "latent_map", "gpu_check",
 ]
 
 setup(

@@ -212,9 +212,10 @@ def _build_environment(arch_list: str, cuda_home: str) -> Iterator[ModuleType]:
 def _build_dir_lock(build_dir: Path) -> Iterator[bool]:
     """Hold an exclusive lock on ``<build_dir>.lock``; yields True when the lock is real.
 
-    An ``flock`` dies with its process, unlike torch's own lock file inside the build
-    directory, which a killed build leaves behind and every later build then waits on
-    forever. Without ``fcntl`` (Windows) it yields False and locks nothing.
+    An ``flock`` dies with its process. Older torch versions lock the build directory
+    with a file whose mere existence blocks, so a killed build left it behind and every
+    later build waited on it forever (torch 2.14 holds an flock on that file instead).
+    Without ``fcntl`` (Windows) it yields False and locks nothing.
     """
     build_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -235,8 +236,9 @@ def _discard_incomplete(build_dir: Path) -> None:
 
     A directory without :data:`COMPLETE_MARKER` never loaded: its objects may be
     truncated, which ninja would then call up to date. A complete directory may still
-    hold torch's lock file from a process killed while re-checking it. No other
-    process can be inside the directory while the lock is held.
+    hold an older torch's lock file from a process killed while re-checking it. No
+    other process of ours can be inside the directory while the lock is held, so that
+    file is stale and goes.
     """
     if build_dir.is_dir() and not (build_dir / COMPLETE_MARKER).is_file():
         trash = build_dir.with_name(f".trash-{build_dir.name}-{uuid.uuid4().hex[:8]}")

@@ -213,3 +213,30 @@ def test_cuda_double_backward_and_layouts(monkeypatch: pytest.MonkeyPatch) -> No
     xr = x.detach().clone().requires_grad_(True)
     (dx_ref,) = torch.autograd.grad(bias_act(xr, b, act="lrelu", clamp=1.0, impl="ref"), xr, dy)
     torch.testing.assert_close(dx, dx_ref)
+
+
+@pytest.mark.gpu
+def test_cuda_gradients_where_the_store_loses_information(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The review's reproductions (issue 14) on the real kernels; emulated in test_ops_kernel_emulation.py."""
+    monkeypatch.setenv("STYLEGAN_MORPH_CUDA_STRICT", "1")
+    nan = float("nan")
+    checks = [  # dtype, kwargs, inputs
+        (torch.float16, dict(act="linear", gain=1.0, clamp=0.1), [1.0, -1.0, 0.05]),  # fp16 rounds 0.1 down
+        (torch.bfloat16, dict(act="linear", gain=1.0, clamp=0.7), [1.0, -1.0, 0.35]),
+        (torch.bfloat16, dict(act="linear", gain=1.0, clamp=3.3), [4.0, -4.0, 1.0]),
+        (torch.float16, dict(act="lrelu", gain=0.4), [2.0 ** -24, -(2.0 ** -24), 1.0]),  # 0.4 * 2^-24 stores 0
+        (torch.float32, dict(act="lrelu", gain=0.4), [2.0 ** -149, -(2.0 ** -149), 1.0]),
+        (torch.float32, dict(act="linear", gain=-2.0, clamp=2.0), [-1.0, 1.0, 0.5]),  # exactly on the bound
+    ] + [(dt, dict(act="lrelu", clamp=1.0), [nan, 0.25, -0.25, 3.0]) for dt in CUDA_DTYPES]  # NaN: zero gradient
+    for dtype, kw, values in checks:
+        x = torch.tensor(values, dtype=dtype)
+        dy = torch.full_like(x, 0.5)
+        xc = x.cuda().requires_grad_(True)
+        y = bias_act(xc, impl="cuda", **kw)
+        y.backward(dy.cuda())
+        xr = x.double().requires_grad_(True)
+        y_ref = bias_act(xr, impl="ref", **kw)
+        y_ref.backward(dy.double())
+        torch.testing.assert_close(y.detach().cpu(), y_ref.detach().to(dtype), equal_nan=True, msg=str(kw))
+        rtol = {torch.float64: 1e-12, torch.float32: 1e-6, torch.float16: 1e-3, torch.bfloat16: 8e-3}[dtype]
+        torch.testing.assert_close(xc.grad.cpu().double(), xr.grad, rtol=rtol, atol=0, msg=f"{dtype} {kw}")

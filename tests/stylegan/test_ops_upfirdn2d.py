@@ -259,3 +259,20 @@ def test_generator_default_path_matches_ref(batch: int) -> None:
         out[impl] = (img.detach(), grad)
     torch.testing.assert_close(out[None][0], out["ref"][0], rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(out[None][1], out["ref"][1], rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.gpu
+def test_cuda_takes_a_cpu_filter_on_every_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fallback (no build, or a filter that needs a gradient) got the CPU filter unmoved (issue 14)."""
+    from stylegan.ops import custom_ops
+
+    monkeypatch.setenv("STYLEGAN_MORPH_CUDA_STRICT", "1")
+    x = torch.randn(1, 3, 8, 8, device="cuda")
+    f = setup_filter()  # on the CPU
+    ref = upsample2d(x.cpu(), f, impl="ref")
+    torch.testing.assert_close(upsample2d(x, f, impl="cuda").cpu(), ref)  # the kernel
+    fg = f.clone().requires_grad_(True)
+    upsample2d(x, fg, impl="cuda").square().sum().backward()  # the filter gradient takes the fallback
+    assert fg.grad is not None and fg.grad.device.type == "cpu"
+    monkeypatch.setattr(custom_ops, "get_ops", lambda: None)  # the build is unavailable
+    torch.testing.assert_close(upsample2d(x, f, impl="cuda").cpu(), ref)
