@@ -49,14 +49,10 @@ architectures than the visible GPU's, CUDA_HOME to choose the toolkit.
 """
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keep the epilog's layout and show defaults."""
-
-
-def _positive_int(text: str) -> int:
+def _repeats(text: str) -> int:
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 100, got {value}")
     return value
 
 
@@ -76,16 +72,18 @@ def _seconds(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sgm-gpu-check", description=__doc__.splitlines()[0], epilog=EPILOG,
-                                formatter_class=_Formatter)
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--resolutions", type=_resolution, nargs="+", default=[256, 1024], metavar="PX",
-                   help="benchmark output sizes")
+                   help="benchmark output sizes (default: 256 1024)")
     p.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), metavar="V",
-                   help="benchmark variants IMPL-PRECISION (see sgm-bench); the first is the baseline")
-    p.add_argument("--repeats", type=_positive_int, default=5, help="timed frames per variant (median reported)")
+                   help="benchmark variants IMPL-PRECISION (see sgm-bench); the first is the baseline "
+                        f"(default: {' '.join(DEFAULT_VARIANTS)})")
+    p.add_argument("--repeats", type=_repeats, default=5,
+                   help="timed frames per variant, the median is reported (default: 5)")
     p.add_argument("--time-limit", type=_seconds, default=570.0, metavar="S",
-                   help="stop (and fail) after this many seconds in all")
+                   help="stop (and fail) after this many seconds in all (default: 570)")
     p.add_argument("--tests", type=Path, default=REPO / "tests", metavar="DIR",
-                   help="the test folder to run with -m gpu")
+                   help="the test folder to run with -m gpu (default: the checkout's tests/)")
     p.add_argument("--skip-tests", action="store_true", help="do not run pytest -m gpu")
     p.add_argument("--skip-bench", action="store_true", help="do not run the benchmark")
     p.add_argument("--output", type=Path, default=None, metavar="PATH", help="also write the report to this file")
