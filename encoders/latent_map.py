@@ -38,7 +38,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from stylegan.errors import UserError
+from stylegan.errors import CheckpointError, UserError
 from stylegan.fileio import atomic_output, check_not_input
 from stylegan.render import render_frames, resolve_device
 from stylegan.video import check_output_path
@@ -88,15 +88,17 @@ class MapResult:
     methods: tuple[str, ...]
     encoded: int = 0
     no_face: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
     seconds: float = 0.0
 
     def summary(self) -> str:
         """One line: what was mapped, what was encoded, what was left out."""
         text = (f"mapped {self.points} faces with {', '.join(self.methods)} "
                 f"({self.encoded} encoded, {self.points - self.encoded} from cache or .npy)")
-        if self.no_face:
-            names = ", ".join(p.name for p in self.no_face[:10])
-            text += f", {len(self.no_face)} without a face ({names}{', ...' if len(self.no_face) > 10 else ''})"
+        for what, paths in (("without a face", self.no_face), ("unusable", [p for p, _ in self.failed])):
+            if paths:
+                names = ", ".join(p.name for p in paths[:10])
+                text += f", {len(paths)} {what} ({names}{', ...' if len(paths) > 10 else ''})"
         return text + f"; wrote {self.png} and {self.csv} in {self.seconds:.1f} s"
 
 
@@ -358,6 +360,7 @@ def latent_map(folder: str | os.PathLike, output: str | os.PathLike, *, csv_path
     encoder = CachedEncoder(G, weights, cache, refine=refine, face_index=face_index, device=dev) if photos else None
     points: list[MapInput] = []
     no_face: list[Path] = []
+    failed: list[tuple[Path, str]] = []
     for path in tqdm(inputs, unit="face", desc="codes", disable=not progress, dynamic_ncols=True):
         if path.suffix.lower() == LATENT_SUFFIX:
             ws = load_latent(path, G.num_ws, G.w_dim)
@@ -366,6 +369,11 @@ def latent_map(folder: str | os.PathLike, output: str | os.PathLike, *, csv_path
                 ws = encoder(path)
             except NoFaceError:
                 no_face.append(path)
+                continue
+            except CheckpointError:
+                raise  # the model, not the photo: nothing else would work either
+            except UserError as err:  # an unreadable or corrupt photo: leave it out, say why at the end
+                failed.append((path, str(err)))
                 continue
         label = next((labels[k] for k in _label_keys(path) if k in labels), "") if labels else ""
         points.append(MapInput(path, ws, label))
@@ -393,5 +401,5 @@ def latent_map(folder: str | os.PathLike, output: str | os.PathLike, *, csv_path
         title += f", coloured by {label_column}"
     plot_map(coords, thumbs, [p.label for p in points], png, title=title)
     write_coordinates(csv_dest, points, coords)
-    return MapResult(png, csv_dest, len(points), methods, encoder.encoded if encoder else 0, no_face,
+    return MapResult(png, csv_dest, len(points), methods, encoder.encoded if encoder else 0, no_face, failed,
                      time.perf_counter() - start)

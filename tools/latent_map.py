@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                             refine=args.refine, face_index=args.face_index, thumb_size=args.thumb_size,
                             max_thumbnails=args.max_thumbnails, batch_size=args.batch_size, seed=args.seed,
                             device=args.device, progress=not args.quiet, log=log)
+        for photo, reason in result.failed:
+            log(f"left out {photo}: {reason}")
         if not args.quiet:
             print(result.summary())
 

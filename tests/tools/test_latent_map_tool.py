@@ -22,6 +22,7 @@ def faces(tmp_path):
     # A third photo: the astronaut mirrored (different bytes, so a different code).
     Image.open(ASTRONAUT).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / "mirrored.png")
     Image.new("RGB", (160, 160), (90, 90, 90)).save(folder / "blank.png")
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
     return folder
 
 
@@ -43,6 +44,7 @@ def test_second_run_encodes_nothing(faces, model_file, tmp_path, capsys, monkeyp
     assert len(calls) == 3  # every code came from the cache
     summary = capsys.readouterr().out
     assert "mapped 3 faces with pca (0 encoded" in summary and "1 without a face (blank.png)" in summary
+    assert "1 unusable (broken.jpg)" in summary
 
 
 @pytest.mark.parametrize("extra,match", [
