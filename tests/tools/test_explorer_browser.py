@@ -49,7 +49,7 @@ def driver(tmp_path_factory: pytest.TempPathFactory):
     downloads = tmp_path_factory.mktemp("downloads")
     options = webdriver.ChromeOptions()
     options.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1050",
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
                 "--disable-gpu", "--no-first-run", "--disable-extensions"):
         options.add_argument(arg)
     options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
@@ -114,15 +114,14 @@ def shown_pixels(driver) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"))
 
 
-def move_slider(driver, element_id: str, presses: int) -> None:
-    """Move a range input with the keyboard, as a user would: Home, then Right ``presses`` times."""
+def move_slider(driver, element_id: str, pages: int, steps: int = 0) -> None:
+    """Move a range input with the keyboard, as a user would: Home, Page Up ``pages`` times
+    (a tenth of the range each, in Chromium), then the Right arrow ``steps`` times."""
     from selenium.webdriver.common.keys import Keys
 
     slider = driver.find_element("id", element_id)
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].focus();", slider)
-    slider.send_keys(Keys.HOME)
-    for _ in range(presses):
-        slider.send_keys(Keys.ARROW_RIGHT)
+    slider.send_keys(Keys.HOME, *[Keys.PAGE_UP] * pages, *[Keys.ARROW_RIGHT] * steps)
 
 
 def test_upload_morph_edit_export_in_chromium(driver, served):
@@ -149,7 +148,7 @@ def test_upload_morph_edit_export_in_chromium(driver, served):
     wa, wb = session.face(ids[0]).ws, session.face(ids[1]).ws
 
     # Move the morph slider to alpha = 0.5 with the keyboard.
-    move_slider(driver, "alpha", 50)
+    move_slider(driver, "alpha", 5)  # 0 .. 100 in pages of 10
     view = wait_for(lambda: (v := shown_view(driver)) and v["alpha"] == 0.5 and v, what="the frame at alpha 0.5")
     assert (view["a"], view["b"]) == (ids[0], ids[1])
     expected = render_images(explorer.G, lerp(wa, wb, 0.5).unsqueeze(0), batch_size=1)[0]
@@ -162,7 +161,7 @@ def test_upload_morph_edit_export_in_chromium(driver, served):
     assert names, "the default model offers edit directions"
     name = "age" if "age" in names else names[0]
     print(f"editing along {name!r}")
-    move_slider(driver, f"edit-{name}", 50)  # Home is -3; 50 steps of 0.1 make +2
+    move_slider(driver, f"edit-{name}", 8, 2)  # Home is -3; 8 pages of 0.6 and 2 steps of 0.1 make +2
     view = wait_for(lambda: (v := shown_view(driver)) and v["edits"].get(name) == 2 and v, what="the edited frame")
     edited = render_images(explorer.G, apply_edit(lerp(wa, wb, 0.5), explorer.directions[name], 2.0).unsqueeze(0),
                            batch_size=1)[0]
@@ -192,5 +191,19 @@ def test_upload_morph_edit_export_in_chromium(driver, served):
     data = video.read_bytes()
     assert data[4:8] == b"ftyp" and len(data) > 1000
     assert "8 frames" in driver.find_element("id", "export-status").text
+
+    # A third face (a bundled example, from the cache) joins the map; clicking its point selects it as A.
+    driver.find_element("css selector", "#examples button[data-example='0']").click()
+    wait_for(lambda: len(driver.find_elements("css selector", ready)) == 3, timeout=60, what="the third face")
+    third = [c.get_attribute("data-id") for c in driver.find_elements("css selector", ready)][2]
+    point = wait_for(lambda: next(iter(driver.find_elements("css selector", f"#map g[data-id='{third}']")), None),
+                     what="the third face on the map")
+    assert len(driver.find_elements("css selector", "#map g[data-kind=face]")) == 3
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", point)
+    point.click()
+    wait_for(lambda: (v := shown_view(driver)) and v["a"] == third, what="the map click to select the face")
+    assert "(cached)" in driver.find_element("css selector", f".face[data-id='{third}'] .state").text
+    driver.execute_script("window.scrollTo(0, 0);")
+    driver.save_screenshot(str(ARTEFACTS / "4_map.png"))
     assert not driver.find_element("id", "message").text, driver.find_element("id", "message").text
     print(f"browser test took {time.monotonic() - start:.1f} s; screenshots in {ARTEFACTS}")
