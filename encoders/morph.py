@@ -43,7 +43,7 @@ from stylegan.fileio import (atomic_output, check_input_file, check_name_length,
                             os_error_message)
 from stylegan.interpolation import num_frames
 from stylegan.limits import RenderPlan, check_crf, check_fps, check_frame_count, check_size, measure_generator
-from stylegan.video import DEFAULT_CRF, check_output_path, output_kind, write_image
+from stylegan.video import DEFAULT_CRF, check_output_path, check_video_options, output_kind, write_image
 
 from .refine import auto_refine_steps, refine_latent
 
@@ -472,6 +472,7 @@ def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
     _validate(steps, fps, hold, batch_size, size, kind, easing, schedule, crf)
     check_frame_count(num_frames(len(inputs), steps, hold, loop), yes)  # before any work
     out_kind = output_kind(output)
+    check_video_options(out_kind, fps, crf)
     dest = check_output_path(output, out_kind)
     sources = input_paths(inputs)
     # Never overwrite an input: not the video, not a frames folder holding one, not a latent.

@@ -65,7 +65,7 @@ from .limits import check_crf, check_fps
 __all__ = [
     "FrameWriter", "Mp4Writer", "GifWriter", "PngDirWriter", "output_kind", "check_output_path",
     "open_writer", "write_video", "write_image", "check_image_name", "default_permissions", "FRAME_PATTERN", "DEFAULT_CRF",
-    "MANIFEST", "MAX_GIF_FPS",
+    "MANIFEST", "MAX_GIF_FPS", "check_video_options",
 ]
 
 FRAME_PATTERN = "frame_{:05d}.png"
@@ -162,6 +162,22 @@ def check_output_path(path: str | os.PathLike, kind: str | None = None) -> Path:
     except OSError as err:
         raise UserError(f"{dest}: cannot write to {parent} ({os_error_message(err)})") from None
     return dest
+
+
+def check_video_options(kind: str, fps: float, crf: int = DEFAULT_CRF) -> None:
+    """Check ``fps`` (and ``crf`` for MP4) for an output kind, before any work.
+
+    A GIF plays at most :data:`MAX_GIF_FPS`: faster GIFs would silently play slower.
+
+    Raises:
+        UserError: naming the parameter (``fps must be ...``).
+    """
+    check_fps(fps)
+    if kind == "mp4":
+        check_crf(crf)
+    if kind == "gif" and fps > MAX_GIF_FPS:
+        raise UserError(f"fps must be at most {MAX_GIF_FPS:g} for a GIF (its delays are whole 1/100 s), "
+                        f"got {fps:g}; write an .mp4 for faster rates")
 
 
 class FrameWriter:
@@ -416,9 +432,7 @@ class GifWriter(FrameWriter):
 
     def __init__(self, dest: Path, fps: float, size: tuple[int, int] | None = None, loop: int = 0) -> None:
         super().__init__(dest, fps, size)
-        if self.fps > MAX_GIF_FPS:  # faster GIFs silently play at 50 fps or slower; say so instead
-            raise UserError(f"fps must be at most {MAX_GIF_FPS:g} for a GIF (its delays are whole 1/100 s), "
-                            f"got {self.fps:g}; write an .mp4 for faster rates")
+        check_video_options("gif", fps)
         self.loop = int(loop)
         self._tmp = _temp_file(self.dest, ".gif")
         self._fp: io.BufferedWriter | None = open(self._tmp, "wb")

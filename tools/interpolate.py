@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import add_model_options, add_refine_option, run_cli
+from tools._cli import add_model_options, add_refine_option, add_yes_option, run_cli
 
 EPILOG = """\
 examples:
@@ -15,13 +15,18 @@ examples:
   python tools/interpolate.py a.jpg b.jpg --model e4e-ffhq --side-by-side --size 512 -o ab.mp4
   python tools/interpolate.py a.jpg b.jpg --schedule coarse-to-fine --save-latents -o frames/
   python tools/interpolate.py a_latent.npy b.jpg --weights model.pt     (latents from tools/invert.py)
+  python tools/interpolate.py group.jpg:2 b.jpg -o ab.mp4     (the third-largest face of group.jpg)
 
 Inputs are photos (the largest face is used; --face-index picks another) or .npy
 W+ codes. The output type follows its name: .mp4 (H.264), .gif, or a folder of
 PNG frames. Each transition has --steps frames including both faces, plus
 --hold extra frames on every face. --schedule coarse-to-fine changes pose and
 face shape first, then features, then colour. Output is written to a temporary
-file and renamed at the end: an error or Ctrl-C leaves nothing behind.
+file and renamed at the end: an error, Ctrl-C, SIGTERM or SIGHUP leaves
+nothing behind. An input is never overwritten; an existing frames folder is
+replaced only if a previous render wrote it. Before rendering, the frame count,
+an estimated time (one frame is measured) and disk use are printed; more than
+10,000 frames or an estimated hour needs --yes.
 """
 
 
@@ -29,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface of ``sgm-interpolate``."""
     parser = argparse.ArgumentParser(prog="sgm-interpolate", description=__doc__, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="two or more photos and/or .npy latents")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="two or more photos and/or .npy latents; photo.jpg:N uses face N of that photo")
     parser.add_argument("-o", "--output", default=None,
                         help="video (.mp4/.gif) or frames folder (default: <face1>_to_<face2>.mp4 here)")
     add_model_options(parser)
@@ -52,12 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save-latents", action="store_true",
                         help="also write each input's code as <output>_<input>.npy next to the output")
     parser.add_argument("--face-index", type=int, default=None, metavar="N",
-                        help="which face in each photo, 0 = largest (default: 0)")
+                        help="which face in every photo, 0 = largest (default: 0); "
+                             "for one photo only, write photo.jpg:N")
     parser.add_argument("--noise-mode", choices=("const", "random", "none"), default="const",
                         help="per-layer noise; const keeps the video steady (default: const)")
     parser.add_argument("--seed", type=int, default=0, help="random seed, used by --noise-mode random (default: 0)")
     parser.add_argument("--batch-size", type=int, default=4, help="frames synthesised together (default: 4)")
     add_refine_option(parser)
+    add_yes_option(parser)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     return parser
@@ -65,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the tool; returns the exit code (0 ok, 1 user error, 130 interrupted)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
 
     def log(message: str) -> None:
         if not args.quiet:
@@ -83,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             hold=args.hold, easing=args.easing, kind=args.kind, schedule=args.schedule, loop=args.loop,
             side_by_side=args.side_by_side, save_latents=args.save_latents, face_index=args.face_index,
             batch_size=args.batch_size, noise_mode=args.noise_mode, device=args.device, refine=args.refine,
-            progress=not args.quiet, log=log,
+            progress=not args.quiet, log=log, yes=args.yes,
         )
         if not args.quiet:
             w, h = result.size
@@ -91,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             for path in result.latents:
                 print(f"wrote {path}")
 
-    return run_cli(body)
+    return run_cli(body, flags=parser)
 
 
 if __name__ == "__main__":
