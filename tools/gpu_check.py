@@ -162,7 +162,8 @@ def _build(deadline: float, env: dict[str, str]) -> StepResult:
         return StepResult("strict build", False, "timed out", time.monotonic() - start)
     seconds = time.monotonic() - start
     if done.returncode != 0:
-        return StepResult("strict build", False, _last_line(done.stderr), seconds)
+        errors = [line for line in done.stderr.splitlines() if line.startswith(("RuntimeError", "ImportError"))]
+        return StepResult("strict build", False, errors[-1][:300] if errors else _last_line(done.stderr), seconds)
     from stylegan.ops import custom_ops
 
     nvcc = custom_ops.toolchain_versions()[0].split("release")[-1].split(",")[0].strip()

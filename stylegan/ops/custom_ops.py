@@ -291,6 +291,8 @@ def get_plugin(name: str = EXTENSION_NAME, sources: Sequence[str] = SOURCES, hea
     cuda_home = find_cuda_home()
     if cuda_home is None:
         raise RuntimeError("no CUDA toolkit found: set CUDA_HOME to a folder containing bin/nvcc")
+    if shutil.which("nvcc", path=os.path.join(cuda_home, "bin")) is None:  # fail now, not after ninja starts
+        raise RuntimeError(f"the CUDA toolkit {cuda_home} has no bin/nvcc: point CUDA_HOME at another one")
     build_dir = build_dir_for(name, files, arch_list, extra_cuda_cflags)
     key = str(build_dir)
     with _lock:

@@ -226,6 +226,14 @@ def test_an_incomplete_build_dir_is_rebuilt_not_fatal(fake_build) -> None:
     assert "kept.o" in fake_build["calls"][1]["files"] and "lock" not in fake_build["calls"][1]["files"]
 
 
+def test_a_toolkit_without_nvcc_fails_before_building(fake_build, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(custom_ops, "find_cuda_home", lambda: str(tmp_path / "no-cuda"))
+    with pytest.raises(RuntimeError, match="no-cuda has no bin/nvcc"):
+        custom_ops.get_plugin()
+    assert fake_build["calls"] == []
+
+
 def test_a_failed_build_is_remembered_for_the_process(fake_build) -> None:
     fake_build["fail"] = True
     with pytest.raises(RuntimeError, match="nvcc fatal"):
