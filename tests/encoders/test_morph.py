@@ -20,6 +20,7 @@ from encoders.morph import (
     morph,
     resolve_model,
     save_latent,
+    split_input,
 )
 from stylegan import load_generator, save_generator
 from stylegan.errors import CheckpointError, UserError
@@ -192,12 +193,16 @@ def test_bad_inputs_fail_with_one_line_and_write_nothing(case, match, model_file
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(steps=1), "--steps must be at least 2"),
-    (dict(steps=0), "--steps must be at least 2"),
-    (dict(hold=-1), "--hold"),
+    (dict(steps=1), "steps must be at least 2"),
+    (dict(steps=0), "steps must be at least 2"),
+    (dict(hold=-1), "hold must be"),
     (dict(easing="wobbly"), "unknown easing"),
-    (dict(kind="cubic"), "--kind"),
-    (dict(fps=0), "--fps"),
+    (dict(kind="cubic"), "unknown kind"),
+    (dict(fps=0), "fps must be above 0"),
+    (dict(fps=float("inf")), "fps must be a finite number"),
+    (dict(crf=99), "crf must be an integer from 0"),
+    (dict(size=100000), "size must be a positive number of pixels, at most 4096"),
+    (dict(steps=100000), "more than 10000; set yes=True"),
 ])
 def test_bad_options_are_refused_before_any_work(kwargs, match, tmp_path):
     # No weights exist at all: the options must be refused before the model is looked up.
@@ -305,7 +310,7 @@ def test_ctrl_c_mid_render_leaves_nothing(model_file, tmp_path, monkeypatch):
 
     def interrupted(self, ws, noise_mode="const"):
         calls["n"] += 1
-        if calls["n"] == 3:  # two batches are already in the writer
+        if calls["n"] == 4:  # one frame timed for the plan, then two batches in the writer
             raise KeyboardInterrupt
         return forward(self, ws, noise_mode)
 
@@ -316,7 +321,7 @@ def test_ctrl_c_mid_render_leaves_nothing(model_file, tmp_path, monkeypatch):
         with pytest.raises(KeyboardInterrupt):
             run([HOPPER, ASTRONAUT], tmp_path / "out" / name, weights=model_file, steps=20, batch_size=2,
                 save_latents=True)
-        assert calls["n"] == 3
+        assert calls["n"] == 4
     assert list((tmp_path / "out").iterdir()) == []  # no video, no temp file, no latents
 
 
@@ -354,3 +359,88 @@ def test_refined_codes_reconstruct_the_photos_better(model_file, codes, tmp_path
             loss_plain = masked_reconstruction_loss(G.synthesis(plain), x, mask).item()
         assert loss_refined < loss_plain
     assert len(result.latents) == 2
+
+
+# ----------------------------------------------------------------------------- issue 9
+
+
+def test_split_input_reads_a_per_photo_face_index(tmp_path):
+    assert split_input("group.jpg:2") == (Path("group.jpg"), 2)
+    assert split_input("dir/a.b.jpg") == (Path("dir/a.b.jpg"), None)
+    assert split_input("weird:name.jpg") == (Path("weird:name.jpg"), None)
+    odd = tmp_path / "shot.jpg:3"  # a file whose name really ends in :3 is taken as it is
+    odd.write_bytes(b"x")
+    assert split_input(str(odd)) == (odd, None)
+
+
+def test_face_index_per_photo_and_errors_that_name_the_photo(model_file, tmp_path):
+    """Issue 9.16: --face-index applied to every photo, and the error named the other photo."""
+    with pytest.raises(UserError, match=r"grace_hopper.jpg: face index 1 is out of range") as err:
+        run([f"{HOPPER}:1", ASTRONAUT], tmp_path / "x.gif", weights=model_file)
+    assert "applies to every photo" not in str(err.value)
+    with pytest.raises(UserError, match=r"grace_hopper.jpg: face index 1 .*give this one its own as "
+                                        r"'.*grace_hopper.jpg:N'"):
+        run([HOPPER, ASTRONAUT], tmp_path / "x.gif", weights=model_file, face_index=1)
+    # A per-photo index wins over the shared one.
+    result = run([f"{HOPPER}:0", f"{ASTRONAUT}:0"], tmp_path / "x.gif", weights=model_file, face_index=5,
+                 steps=2, save_latents=True)
+    assert result.frames == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.gif", "x_astronaut.npy", "x_grace_hopper.npy"]
+
+
+def test_invert_never_overwrites_an_input(model_file, tmp_path):
+    """Issue 9.1/9.3 for invert: a photo named like another photo's output, or two photos with one stem."""
+    a = tmp_path / "a.jpg"
+    a.write_bytes(HOPPER.read_bytes())
+    aligned = tmp_path / "a_aligned.png"
+    Image.open(ASTRONAUT).convert("RGB").save(aligned)
+    before = aligned.read_bytes()
+    with pytest.raises(UserError, match="a_aligned.png: is the input"):
+        invert([a, aligned], tmp_path, weights=model_file, device="cpu", refine=0)
+    assert aligned.read_bytes() == before
+    (tmp_path / "a.png").write_bytes(aligned.read_bytes())
+    with pytest.raises(UserError, match="would both write a_aligned.png"):
+        invert([a, tmp_path / "a.png"], tmp_path / "out", weights=model_file, device="cpu", refine=0)
+    assert not (tmp_path / "out").exists()
+
+
+def test_invert_on_a_full_disk_is_one_line_and_leaves_no_folder(model_file, tmp_path, monkeypatch):
+    """Issue 9.10: a full disk gave an OSError traceback and left an empty folder behind."""
+    import errno
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", no_space)
+    with pytest.raises(UserError, match="disk full") as err:
+        invert([HOPPER], tmp_path / "new" / "deep", weights=model_file, device="cpu", refine=0)
+    assert "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_latent_on_a_full_disk_keeps_the_old_file(tmp_path, monkeypatch):
+    import errno
+
+    dest = save_latent(tmp_path / "w.npy", torch.zeros(2, 3))
+    before = dest.read_bytes()
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "save", no_space)
+    with pytest.raises(UserError, match="w.npy: cannot write \\(disk full"):
+        save_latent(dest, torch.ones(2, 3))
+    assert dest.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["w.npy"]
+
+
+def test_default_names_from_long_inputs_fit_the_file_system(tmp_path):
+    """Issue 9.9: the default name built from two long input names was too long to create."""
+    name = default_output_name(["x" * 200 + ".jpg", "y" * 200 + ".jpg"], folder=tmp_path)
+    assert name.endswith(".mp4") and len(name.encode()) <= 255 - 32
+    (tmp_path / name).write_bytes(b"")  # creatable
+    latents = latent_paths(["z" * 250 + ".jpg"], tmp_path / name)
+    assert len(latents[0].name.encode()) <= 255 - 32
+    latents[0].write_bytes(b"")
+    many = default_output_name(["\u00e9" * 120 + ".jpg"] * 5, folder=tmp_path)  # 2-byte characters
+    assert len(many.encode()) <= 255 - 32
