@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output folder, created if missing (default: the current folder)")
     add_model_options(parser)
     parser.add_argument("--face-index", type=int, default=None, metavar="N",
-                        help="which face in each photo, 0 = largest (default: 0)")
+                        help="which face in each photo, 0 = largest (default: 0); "
+                             "for one photo only, write photo.jpg:N")
     parser.add_argument("--noise-mode", choices=("const", "random", "none"), default="const",
                         help="noise for the reconstruction (default: const)")
     add_refine_option(parser)
@@ -44,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the tool; returns the exit code (0 ok, 1 user error, 130 interrupted)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
 
     def log(message: str) -> None:
         if not args.quiet:
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet:
             print(result.summary())
 
-    return run_cli(body)
+    return run_cli(body, flags=parser)
 
 
 if __name__ == "__main__":
