@@ -398,6 +398,17 @@ def test_view_quantises_alpha_and_drops_zero_edits():
     assert view.position == 50 and view.alpha == 0.5 and view.edits == (("smile", -1.5),)
 
 
+def test_allowed_hosts_name_the_served_address_and_loopback_only():
+    from tools.explorer.app import allowed_hosts
+
+    local = allowed_hosts("127.0.0.1", 8765)
+    assert local == {"127.0.0.1:8765", "localhost:8765", "[::1]:8765"}
+    everywhere = allowed_hosts("0.0.0.0", 8765)
+    assert local < everywhere and f"{socket.gethostname().lower()}:8765" in everywhere
+    assert not any(h.startswith("0.0.0.0") for h in everywhere)
+    assert "localhost" in allowed_hosts("localhost", 80) and "localhost" not in local
+
+
 def test_sessions_are_bounded_and_clean_up_their_folders(tmp_path):
     store = SessionStore(SessionLimits(max_sessions=2, max_faces=1, max_jobs=1), root=tmp_path)
     first = store.create()

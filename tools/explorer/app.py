@@ -49,13 +49,18 @@ def allowed_hosts(host: str, port: int) -> set[str]:
 
     The served address and the loopback names, each with the port (and without it
     only for port 80, where browsers omit it). For ``0.0.0.0`` / ``::`` the machine's
-    own name is added; other names can be allowed with ``extra_hosts`` of :func:`set_address`.
+    own name and addresses are added; other names can be allowed with ``extra_hosts`` of :func:`set_address`.
     """
     names = set(_LOCAL_NAMES)
     if host in ("0.0.0.0", "::", ""):
         import socket
 
-        names.add(socket.gethostname().lower())
+        hostname = socket.gethostname().lower()
+        names.add(hostname)
+        try:  # the machine's own addresses, as a browser on the network would type them
+            names.update(socket.gethostbyname_ex(hostname)[2])
+        except OSError:
+            pass
     else:
         names.add(f"[{host}]" if ":" in host else host.lower())
     out = {f"{n}:{port}" for n in names}
