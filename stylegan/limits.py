@@ -8,6 +8,7 @@ the tools translate names to flags (``--fps``).
 ``size`` (frame/face side)     1 .. :data:`MAX_SIZE` px
 ``fps``                        finite, 0 < fps <= :data:`MAX_FPS`
 ``crf``                        integer 0 .. 51 (x264's range)
+one image (a grid of faces)    :data:`MAX_IMAGE_PIXELS` pixels
 frames of one video            more than :data:`CONFIRM_FRAMES`, or an estimated time over
                                :data:`CONFIRM_SECONDS`, needs ``yes=True`` (``--yes``);
                                more than :data:`MAX_FRAMES` is refused outright
@@ -30,8 +31,8 @@ from typing import Callable
 from .errors import UserError
 
 __all__ = [
-    "MAX_SIZE", "MAX_FPS", "MAX_FRAMES", "CONFIRM_FRAMES", "CONFIRM_SECONDS", "BYTES_PER_PIXEL",
-    "check_size", "check_fps", "check_crf", "check_frame_count", "RenderPlan", "measure_seconds_per_frame",
+    "MAX_SIZE", "MAX_FPS", "MAX_FRAMES", "CONFIRM_FRAMES", "CONFIRM_SECONDS", "MAX_IMAGE_PIXELS", "BYTES_PER_PIXEL",
+    "check_size", "check_fps", "check_crf", "check_frame_count", "check_grid", "RenderPlan", "measure_seconds_per_frame",
     "measure_generator",
     "human_bytes", "human_seconds",
 ]
@@ -41,6 +42,7 @@ MAX_FPS = 240.0  # above any display; ffmpeg writes 0-second files at absurd rat
 MAX_FRAMES = 1_000_000  # 9 h at 30 fps: a hard stop, even with yes=True
 CONFIRM_FRAMES = 10_000  # 5.5 min at 30 fps; above this the run must be confirmed
 CONFIRM_SECONDS = 3600.0  # estimated render time above which the run must be confirmed
+MAX_IMAGE_PIXELS = 2**27  # one image (a grid of faces) held in memory: 134 MP, 400 MB as uint8 RGB
 # Observed on morph videos (smooth faces): H.264 at crf 18 ~0.1 B/px, GIF ~0.5, PNG ~1.5 (of 3 raw).
 BYTES_PER_PIXEL = {"mp4": 0.1, "gif": 0.5, "frames": 1.5, "image": 1.5}
 
@@ -81,6 +83,14 @@ def check_frame_count(frames: int, yes: bool = False, what: str = "frames") -> N
         raise UserError(f"{frames} {what} is more than {CONFIRM_FRAMES}; set yes=True to go ahead")
 
 
+def check_grid(faces: int, side: int) -> None:
+    """Refuse a grid image of ``faces`` faces of ``side`` px that would exceed :data:`MAX_IMAGE_PIXELS`."""
+    if faces * side * side > MAX_IMAGE_PIXELS:
+        most = max(1, MAX_IMAGE_PIXELS // (side * side))
+        raise UserError(f"a grid of {faces} faces at {side}x{side} would be {faces * side * side / 1e6:.0f} MP; "
+                        f"at most {most} faces fit in one image at this size (use a video, or fewer seeds)")
+
+
 def human_seconds(seconds: float) -> str:
     """``45 s``, ``12 min``, ``3.5 h``."""
     if seconds < 90:
@@ -107,6 +117,7 @@ class RenderPlan:
         width, height: frame size in pixels.
         kind: ``mp4``, ``gif``, ``frames`` or ``image`` (picks the bytes-per-pixel constant).
         seconds_per_frame: measured synthesis time of one frame; None when not measured.
+        unit: what is counted, for messages (``frames``, ``faces``).
     """
 
     frames: int
@@ -114,6 +125,7 @@ class RenderPlan:
     height: int
     kind: str
     seconds_per_frame: float | None = None
+    unit: str = "frames"
 
     def __post_init__(self) -> None:
         if self.frames < 0 or self.width < 1 or self.height < 1:
@@ -133,14 +145,14 @@ class RenderPlan:
 
     def describe(self) -> str:
         """One line, e.g. ``600 frames at 256x256: about 8 min (measured 0.8 s/frame), about 4 MB as mp4``."""
-        text = f"{self.frames} frames at {self.width}x{self.height}"
+        text = f"{self.frames} {self.unit} at {self.width}x{self.height}"
         if self.seconds is not None:
             text += f": about {human_seconds(self.seconds)} (measured {self.seconds_per_frame:.2g} s/frame)"
         return text + f", about {human_bytes(self.disk_bytes)} as {self.kind}"
 
     def check(self, yes: bool = False) -> None:
         """Refuse a plan over the frame or time limits unless ``yes`` (see :func:`check_frame_count`)."""
-        check_frame_count(self.frames, yes)
+        check_frame_count(self.frames, yes, self.unit)
         if self.seconds is not None and self.seconds > CONFIRM_SECONDS and not yes:
             raise UserError(f"{self.describe()}; that is over {human_seconds(CONFIRM_SECONDS)}, "
                             "set yes=True to go ahead")

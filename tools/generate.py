@@ -7,6 +7,7 @@ import sys
 import time
 
 from stylegan.errors import UserError
+from tools._cli import add_yes_option, run_cli
 
 EPILOG = """\
 examples:
@@ -23,8 +24,14 @@ do, so seeds name the same faces there. --interp slerps between the seeds' z
 """
 
 
+MAX_SEEDS = 1_000_000  # a hard stop; --seeds 0-100000000 once took 4.8 GB before printing anything
+
+
 def parse_seeds(text: str) -> list[int]:
-    """``"0-7"``, ``"1,5,9"`` or a mix such as ``"0-3,10"`` -> a list of ints (order kept)."""
+    """``"0-7"``, ``"1,5,9"`` or a mix such as ``"0-3,10"`` -> a list of ints (order kept).
+
+    Ranges are counted before they are expanded: more than :data:`MAX_SEEDS` seeds is refused.
+    """
     seeds: list[int] = []
     try:
         for part in text.split(","):
@@ -33,9 +40,13 @@ def parse_seeds(text: str) -> list[int]:
                 lo, hi = (int(v) for v in part.split("-", 1))
                 if hi < lo:
                     raise ValueError
+                if len(seeds) + hi - lo + 1 > MAX_SEEDS:
+                    raise argparse.ArgumentTypeError(f"{text!r} names more than {MAX_SEEDS} seeds")
                 seeds.extend(range(lo, hi + 1))
             else:
                 seeds.append(int(part))
+                if len(seeds) > MAX_SEEDS:
+                    raise argparse.ArgumentTypeError(f"{text!r} names more than {MAX_SEEDS} seeds")
     except ValueError:
         raise argparse.ArgumentTypeError(f"bad seed list {text!r}; use e.g. 0-7 or 1,5,9") from None
     if not seeds or any(s < 0 for s in seeds):
@@ -73,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="speed profile of each transition (default: linear)")
     interp.add_argument("--loop", action="store_true", help="return to the first seed for a seamless loop")
     parser.add_argument("--batch-size", type=int, default=4, help="faces synthesised together (default: 4)")
+    add_yes_option(parser)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     return parser
@@ -80,30 +92,56 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the tool; returns the exit code (0 ok, 1 user error, 130 interrupted)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     start = time.perf_counter()
-    try:
-        from stylegan import load_generator
-        from stylegan.render import image_grid, render_seeds, render_video, resolve_device, seed_interpolation
-        from stylegan.video import check_output_path, output_kind, write_image
 
+    def body() -> None:
+        from stylegan import load_generator
+        from stylegan.fileio import check_not_input
+        from stylegan.interpolation import num_frames
+        from stylegan.limits import RenderPlan, check_frame_count, check_grid, check_size, measure_generator
+        from stylegan.render import image_grid, render_seeds, render_video, resolve_device, seed_interpolation
+        from stylegan.video import check_image_name, check_output_path, check_video_options, output_kind, write_image
+
+        # Every option first: nothing is loaded before they are all right.
         output = args.output or ("seeds.mp4" if args.interp else "seeds.png")
         if args.batch_size < 1:
-            raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
-        if args.size is not None and args.size < 1:
-            raise UserError(f"--size must be a positive number of pixels, got {args.size}")
+            raise UserError(f"batch_size must be at least 1, got {args.batch_size}")
+        check_size(args.size)
+        if args.cols is not None and args.cols < 1:
+            raise UserError(f"cols must be at least 1, got {args.cols}")
         if args.interp:
             if len(args.seeds) < 2:
                 raise UserError("--interp needs at least 2 seeds, e.g. --seeds 0,1")
             if args.steps < 2:
-                raise UserError(f"--steps must be at least 2 (both end faces), got {args.steps}")
+                raise UserError(f"steps must be at least 2 (both end faces), got {args.steps}")
             if args.hold < 0:
-                raise UserError(f"--hold must be 0 or more frames, got {args.hold}")
-            check_output_path(output, output_kind(output))  # before the model loads
+                raise UserError(f"hold must be 0 or more frames, got {args.hold}")
+            kind = output_kind(output)
+            check_video_options(kind, args.fps, args.crf)
+            count = num_frames(len(args.seeds), args.steps, args.hold, args.loop)
+            check_frame_count(count, args.yes)
+            check_output_path(output, kind)  # before the model loads
         else:
+            kind, count = "image", len(args.seeds)
+            check_frame_count(count, args.yes, what="faces")
+            if args.size is not None:
+                check_grid(count, args.size)
+            check_image_name(output)
             check_output_path(output, kind="image")
+        if args.weights:
+            check_not_input(output, [args.weights])
         device = resolve_device(args.device)
         G = load_generator(args.weights or args.model, device=device)
+        side = args.size or G.img_resolution
+        if not args.interp:
+            check_grid(count, side)  # the whole grid is one image in memory
+        plan = RenderPlan(count, side, side, "image" if not args.interp else kind, measure_generator(G, args.noise_mode),
+                          unit="frames" if args.interp else "faces")
+        if not args.quiet:
+            print(f"plan: {plan.describe()}", file=sys.stderr)
+        plan.check(args.yes)
         if args.interp:
             path = seed_interpolation(G, args.seeds, args.steps, args.trunc, easing=args.easing, hold=args.hold,
                                       loop=args.loop)
@@ -115,15 +153,10 @@ def main(argv: list[str] | None = None) -> int:
                                  size=args.size, progress=not args.quiet)
             write_image(image_grid(faces, cols=args.cols), output)
             summary = f"{len(faces)} faces"
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    if not args.quiet:
-        print(f"wrote {output} ({summary}, {time.perf_counter() - start:.1f} s)")
-    return 0
+        if not args.quiet:
+            print(f"wrote {output} ({summary}, {time.perf_counter() - start:.1f} s)")
+
+    return run_cli(body, flags=parser)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,9 @@ def weights(generator_file) -> Path:  # noqa: F811
     return generator_file
 
 
-def run_and_interrupt(argv: list[str], cwd: Path, started: Callable[[], bool]) -> tuple[int, str]:
-    """Start a tool, wait until ``started()`` says frames are flowing, send SIGINT (Ctrl-C).
+def run_and_interrupt(argv: list[str], cwd: Path, started: Callable[[], bool],
+                      sig: int = signal.SIGINT) -> tuple[int, str]:
+    """Start a tool, wait until ``started()`` says frames are flowing, send ``sig`` (default SIGINT, Ctrl-C).
 
     Returns:
         The exit code and stderr.
@@ -43,7 +44,7 @@ def run_and_interrupt(argv: list[str], cwd: Path, started: Callable[[], bool]) -
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the render never started"
             time.sleep(0.1)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -125,6 +126,19 @@ def test_interpolation_mp4(weights, tmp_path):
     (["--weights", "{w}", "-o", "{tmp}/no/dir/grid.png"], "does not exist"),
     (["--weights", "{w}", "-o", "{tmp}/grid.bmpx"], "unknown image extension"),
     (["--weights", "{w}", "--interp", "--seeds", "0,1", "-o", "{tmp}/v.avi"], "unsupported output type"),
+    # issue 9: absurd counts, sizes and rates are refused before the model loads
+    (["--weights", "{tmp}/gone.pt", "--seeds", "0-20000"], "20001 faces is more than 10000; set --yes"),
+    (["--weights", "{tmp}/gone.pt", "--seeds", "0-9999", "--size", "1024", "--yes"], "at most 128 faces fit"),
+    (["--weights", "{tmp}/gone.pt", "--size", "100000"], "--size must be a positive number of pixels, at most 4096"),
+    (["--weights", "{tmp}/gone.pt", "--interp", "--seeds", "0,1", "--steps", "100000", "-o", "{tmp}/v.mp4"],
+     "100000 frames is more than 10000; set --yes"),
+    (["--weights", "{tmp}/gone.pt", "--interp", "--seeds", "0,1", "--fps", "inf", "-o", "{tmp}/v.mp4"],
+     "--fps must be a finite number"),
+    (["--weights", "{tmp}/gone.pt", "--interp", "--seeds", "0,1", "--crf", "99", "-o", "{tmp}/v.mp4"],
+     "--crf must be an integer from 0"),
+    (["--weights", "{tmp}/gone.pt", "--interp", "--seeds", "0,1", "--fps", "60", "-o", "{tmp}/v.gif"],
+     "--fps must be at most 50 for a GIF"),
+    (["--weights", "{tmp}/w.png", "-o", "{tmp}/w.png"], "is the input"),
 ])
 def test_errors_are_one_line(args, match, weights, tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("not weights")
@@ -146,9 +160,51 @@ def test_sigint_mid_render_leaves_no_file(weights, tmp_path):
     """Ctrl-C as a user sends it: SIGINT to a running render; exit 130 and nothing at the destination."""
     out = tmp_path / "long.mp4"
     argv = [str(REPO / "tools" / "generate.py"), "--weights", str(weights), "--interp", "--seeds", "0,1",
-            "--steps", "1000000", "-o", str(out), "-q"]
+            "--steps", "1000000", "--yes", "-o", str(out), "-q"]
     code, err = run_and_interrupt(argv, tmp_path, lambda: any(p.name.startswith(".long.mp4.")
                                                               for p in tmp_path.iterdir()))
     assert code == 130, err
+    assert err.strip().splitlines()[-1] == "interrupted"
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_huge_seed_ranges_are_refused_before_they_are_expanded():
+    """Issue 9.19: `--seeds 0-100000000` used 4.8 GB and printed nothing for a minute."""
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(argparse.ArgumentTypeError, match="more than 1000000 seeds"):
+        parse_seeds("0-100000000")
+    with pytest.raises(argparse.ArgumentTypeError, match="more than 1000000 seeds"):
+        parse_seeds("0-999999,5,6")
+    assert time.perf_counter() - start < 1  # counted, not built
+    assert len(parse_seeds("0-999999")) == 1_000_000
+
+
+def test_plan_is_printed_and_over_the_limit_needs_yes(weights, tmp_path, capsys, monkeypatch):
+    """Issue 9.19: the count and estimates come first; a long estimate is refused without --yes."""
+    import stylegan.limits
+
+    out = tmp_path / "v.gif"
+    assert main(["--weights", str(weights), "--interp", "--seeds", "0,1", "--steps", "5", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "plan: 5 frames at 32x32: about " in err and "measured" in err and "as gif" in err
+    monkeypatch.setattr(stylegan.limits, "CONFIRM_SECONDS", 1e-9)  # any estimate is now "too long"
+    out.unlink()
+    assert main(["--weights", str(weights), "--interp", "--seeds", "0,1", "--steps", "5", "-o", str(out)]) == 1
+    assert "set --yes to go ahead" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["--weights", str(weights), "--interp", "--seeds", "0,1", "--steps", "5", "--yes", "-q",
+                 "-o", str(out)]) == 0
+
+
+def test_sighup_mid_render_leaves_no_file(weights, tmp_path):
+    """Issue 9.24: SIGHUP (a closed terminal) during a render must clean up like Ctrl-C."""
+    out = tmp_path / "long.mp4"
+    argv = [str(REPO / "tools" / "generate.py"), "--weights", str(weights), "--interp", "--seeds", "0,1",
+            "--steps", "1000000", "--yes", "-o", str(out), "-q"]
+    code, err = run_and_interrupt(argv, tmp_path, lambda: any(p.name.startswith(".long.mp4.")
+                                                              for p in tmp_path.iterdir()), sig=signal.SIGHUP)
+    assert code == 128 + signal.SIGHUP, err
     assert err.strip().splitlines()[-1] == "interrupted"
     assert sorted(p.name for p in tmp_path.iterdir()) == []
