@@ -4,7 +4,7 @@ from setuptools import setup
 
 TOOLS = [
     "generate", "bench", "align", "invert", "download", "interpolate",
-    "train_stylegan", "train_encoder", "evaluate", "explore",
+    "train_stylegan", "train_encoder", "evaluate", "explore", "learn_directions",
     "edit", "latent_map", "gpu_check",
 ]
 
@@ -14,11 +14,11 @@ setup(
     description="StyleGAN2 inversion (e4e) and face morph videos, on CPU or GPU",
     python_requires=">=3.10",
     packages=["stylegan", "stylegan.ops", "stylegan.convert", "stylegan.training",
-              "encoders", "pretrained", "tools", "tools.explorer"],
+              "stylegan.editing", "encoders", "pretrained", "tools", "tools.explorer"],
     package_data={
         "stylegan.ops": ["*.cu", "*.cpp", "*.h"],
         "tools.explorer": ["static/*"],
-        "pretrained": ["weights/*.pt", "examples/*"],
+        "pretrained": ["weights/*.pt", "examples/*", "directions/*/*"],
     },
     install_requires=[
         "torch>=2.1", "torchvision", "numpy", "pillow", "dlib-bin", "face_recognition_models",

@@ -105,8 +105,12 @@ class Direction:
         scale = float(self.scale)
         if not math.isfinite(scale) or scale <= 0:
             raise ValueError(f"scale must be a positive finite number, got {self.scale}")
-        object.__setattr__(self, "vector", (v / norm).float().contiguous())
-        object.__setattr__(self, "scale", scale * norm)
+        if abs(norm - 1) > 1e-6:  # a stored unit vector is kept bit for bit, so files round-trip exactly
+            object.__setattr__(self, "vector", (v / norm).float().contiguous())
+            object.__setattr__(self, "scale", scale * norm)
+        else:
+            object.__setattr__(self, "vector", self.vector.detach().to("cpu", torch.float32).contiguous())
+            object.__setattr__(self, "scale", scale)
         if not isinstance(self.name, str) or not self.name or len(self.name) > 100:
             raise ValueError(f"name must be a non-empty string of at most 100 characters, got {self.name!r}")
         if not isinstance(self.source, str) or len(self.source) > _MAX_TEXT:

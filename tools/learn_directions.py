@@ -1,0 +1,250 @@
+"""Learn an attribute direction (InterFaceGAN style) from labelled faces; print and store its held-out accuracy."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from tools._cli import add_model_options, run_cli
+
+EPILOG = """\
+examples:
+  # gender on the aligned training faces (the two CSVs code gender in opposite ways)
+  python tools/learn_directions.py --labels DATA/labels.csv DATA/utk_labels.csv \\
+      --column gender_0F_1M gender_0M_1F --positive 1 0 --negative 0 1 \\
+      --name gender --cache runs/codes.pt -o gender.pt
+  # young (< 20) vs old (> 50), with gender projected out (a conditional direction)
+  python tools/learn_directions.py --labels DATA/labels.csv DATA/utk_labels.csv \\
+      --column age --positive '>50' --negative '<20' --condition-on gender.pt \\
+      --name age --cache runs/codes.pt -o age.pt
+  # labelled photos that are not aligned yet
+  python tools/learn_directions.py --labels photos/smiles.csv --column smiling --align -o smile.pt
+
+Each CSV has a 'file' column (paths relative to the CSV's folder) and the label
+columns. --column, --positive and --negative take one value for every CSV or
+one per CSV; a rule is a number (=) or a comparison (>50, <=19). Rows matching
+neither rule are left out. Identities (a 'person_id' column in any CSV in the
+same folder) never appear on both sides of the train/held-out split. Codes are
+cached in --cache (keyed by file and model), so a second direction from the same
+photos does not encode them again. The output loads with
+stylegan.editing.Direction.load and works in tools/edit.py --direction FILE.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface of ``sgm-learn-directions``."""
+    p = argparse.ArgumentParser(prog="sgm-learn-directions", description=__doc__, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--labels", nargs="+", required=True, metavar="CSV", help="label CSV files (see below)")
+    p.add_argument("--column", nargs="+", required=True, metavar="COL", help="label column, one or one per CSV")
+    p.add_argument("--positive", nargs="+", default=["1"], metavar="RULE",
+                   help="rule for the attribute's side, e.g. 1 or '>50' (default: 1)")
+    p.add_argument("--negative", nargs="+", default=["0"], metavar="RULE",
+                   help="rule for the other side, e.g. 0 or '<20' (default: 0)")
+    p.add_argument("--where", nargs="+", default=[], metavar="COL<OP>VALUE",
+                   help="keep only rows passing these filters on other columns, e.g. 'age>=15'")
+    p.add_argument("-o", "--output", required=True, metavar="FILE.pt", help="direction file to write")
+    p.add_argument("--name", default=None, help="the direction's name (default: the output's stem)")
+    p.add_argument("--condition-on", nargs="+", default=[], metavar="DIR",
+                   help="direction files (or names) to project out: a conditional direction")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of identities held out to measure accuracy (default: 0.2)")
+    p.add_argument("--C", type=float, default=0.01, dest="C",
+                   help="inverse L2 regularisation of the logistic regression; smaller = smoother "
+                        "direction (default: 0.01)")
+    p.add_argument("--min-accuracy", type=float, default=None, help="fail when held-out accuracy is lower")
+    p.add_argument("--cache", default=None, metavar="FILE.pt", help="codes cache, created if missing")
+    p.add_argument("--align", action="store_true", help="FFHQ-align each photo first (slow; for raw photos)")
+    add_model_options(p)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
+    p.add_argument("--batch", type=int, default=64, help="photos encoded at once (default: 64)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _per_csv(values: list[str], n: int, flag: str) -> list[str]:
+    from stylegan.errors import UserError
+
+    if len(values) == 1:
+        return values * n
+    if len(values) != n:
+        raise UserError(f"{flag} takes one value or one per CSV ({n}), got {len(values)}")
+    return values
+
+
+def _validate(args: argparse.Namespace) -> None:
+    from stylegan.errors import UserError
+
+    if not 0 < args.val_fraction < 1:
+        raise UserError(f"--val-fraction must be between 0 and 1, got {args.val_fraction}")
+    if not args.C > 0:
+        raise UserError(f"--C must be positive, got {args.C}")
+    if args.batch < 1:
+        raise UserError(f"--batch must be >= 1, got {args.batch}")
+    if args.min_accuracy is not None and not 0 <= args.min_accuracy <= 1:
+        raise UserError(f"--min-accuracy must be between 0 and 1, got {args.min_accuracy}")
+    out = Path(args.output)
+    if out.suffix != ".pt":
+        raise UserError(f"--output must end in .pt, got {out}")
+    if out.is_dir():
+        raise UserError(f"--output {out} is a folder")
+    inputs = {Path(p).resolve() for p in [*args.labels, *args.condition_on]}
+    if args.cache and Path(args.cache).resolve() == out.resolve():
+        raise UserError("--cache and --output must be different files")
+    if out.resolve() in inputs:
+        raise UserError(f"--output {out} is one of the inputs")
+    if not out.parent.is_dir() and str(out.parent):
+        raise UserError(f"--output: folder {out.parent} does not exist")
+
+
+def _read_cache(path: Path | None, model_key: str) -> dict:
+    import torch
+
+    from stylegan.checkpoint import read_checkpoint
+
+    if path is None or not path.is_file():
+        return {}
+    data = read_checkpoint(path)
+    if not isinstance(data, dict) or data.get("format") != "stylegan-morph/codes/v1" \
+            or not isinstance(data.get("ws"), torch.Tensor) or len(data.get("files", ())) != len(data["ws"]):
+        from stylegan.errors import UserError
+
+        raise UserError(f"{path}: not a codes cache written by this tool")
+    if data.get("model") != model_key:
+        return {}  # another model's codes: start again (the file is replaced on save)
+    return dict(zip(data["files"], data["ws"]))
+
+
+def _write_cache(path: Path | None, model_key: str, codes: dict) -> None:
+    import torch
+
+    from stylegan.checkpoint import atomic_torch_save
+
+    if path is None or not codes:
+        return
+    names = sorted(codes)
+    atomic_torch_save({"format": "stylegan-morph/codes/v1", "model": model_key, "files": names,
+                       "ws": torch.stack([codes[n] for n in names]).half()}, path)
+
+
+def _encode(files: list[Path], G, E, args: argparse.Namespace, model_key: str) -> dict:
+    """Codes of every file (float16 [num_ws, w_dim] each), from the cache where possible."""
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from encoders.images import load_image
+    from stylegan.errors import UserError
+
+    cache = Path(args.cache) if args.cache else None
+    codes = _read_cache(cache, model_key)
+    todo = [f for f in files if str(f.resolve()) not in codes]
+    skipped: list[str] = []
+    bar = tqdm(total=len(todo), desc="encoding", unit="photo", disable=args.quiet or not todo)
+    try:
+        for i in range(0, len(todo), args.batch):
+            chunk, images = [], []
+            for f in todo[i:i + args.batch]:
+                if args.align:
+                    from encoders.align import NoFaceError, align_face
+
+                    try:
+                        img = align_face(f, output_size=256)
+                    except NoFaceError:
+                        skipped.append(str(f))
+                        continue
+                else:
+                    img = load_image(f)
+                chunk.append(f)
+                images.append(np.asarray(img, dtype=np.float32))
+            by_size: dict[tuple, list[int]] = {}
+            for j, im in enumerate(images):  # the encoder resizes; a batch needs one size
+                by_size.setdefault(im.shape, []).append(j)
+            for idx in by_size.values():
+                x = torch.from_numpy(np.stack([images[j] for j in idx])).permute(0, 3, 1, 2) / 127.5 - 1
+                with torch.no_grad():
+                    ws = E.encode(x).float().cpu().half()
+                for j, w in zip(idx, ws):
+                    codes[str(chunk[j].resolve())] = w.clone()
+            bar.update(len(todo[i:i + args.batch]))
+            if (i // args.batch) % 50 == 49:
+                _write_cache(cache, model_key, codes)  # resumable after an interruption
+    finally:
+        bar.close()
+        _write_cache(cache, model_key, codes)
+    if skipped:
+        print(f"no face found in {len(skipped)} photos (left out): {', '.join(skipped[:5])}"
+              f"{', ...' if len(skipped) > 5 else ''}", file=sys.stderr)
+    if not codes:
+        raise UserError("no codes to learn from")
+    return codes
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_cli(lambda: _run(args, argv if argv is not None else sys.argv[1:]))
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    _validate(args)
+    import torch
+
+    from encoders.morph import load_models, resolve_model
+    from stylegan.editing import learn_direction, load_direction, model_fingerprint
+    from stylegan.editing.labels import parse_rule, parse_where, read_labels
+    from stylegan.errors import UserError
+    from stylegan.render import resolve_device
+    from stylegan.training.dataset import read_identity_labels, split_by_identity
+
+    n = len(args.labels)
+    columns = _per_csv(args.column, n, "--column")
+    positives = [parse_rule(r, "--positive") for r in _per_csv(args.positive, n, "--positive")]
+    negatives = [parse_rule(r, "--negative") for r in _per_csv(args.negative, n, "--negative")]
+    where = [parse_where(w, "--where") for w in args.where]
+    rows = []
+    ids: dict[str, str] = {}
+    for csv_path, col, pos, neg in zip(args.labels, columns, positives, negatives):
+        found = read_labels(csv_path, col, pos, neg, where)
+        if not found:
+            raise UserError(f"{csv_path}: no row of {col} matches {pos} or {neg}")
+        rows += found
+        ids.update(read_identity_labels(Path(csv_path).parent))
+    missing = [str(r.path) for r in rows if not r.path.is_file()]
+    if missing:
+        raise UserError(f"{len(missing)} labelled files do not exist, e.g. {missing[0]}")
+    label_of = {r.path: r.label for r in rows}
+    if len(label_of) != len(rows):
+        raise UserError("a file is listed more than once in the label CSVs")
+    train, val = split_by_identity(sorted(label_of), args.val_fraction, ids)
+    device = resolve_device(args.device)
+    weights = args.model or args.weights
+    G, E = load_models(weights, device, need_encoder=True)
+    conditions = [load_direction(c, model=G) for c in args.condition_on]
+    model_key = f"{resolve_model(weights).name}:{model_fingerprint(G)}"
+    codes = _encode(sorted(label_of), G, E, args, model_key)
+
+    def stack(files: list[Path]) -> tuple[torch.Tensor, list[int]]:
+        kept = [f for f in files if str(f.resolve()) in codes]
+        return torch.stack([codes[str(f.resolve())] for f in kept]).float(), [label_of[f] for f in kept]
+
+    x_tr, y_tr = stack(train)
+    x_va, y_va = stack(val)
+    name = args.name or Path(args.output).stem
+    print(f"{name}: {len(y_tr)} training faces ({sum(y_tr)} positive), {len(y_va)} held-out faces of other "
+          f"identities ({sum(y_va)} positive)")
+    meta = {"model_fingerprint": model_fingerprint(G), "command": "python tools/learn_directions.py "
+            + " ".join(shlex.quote(a) for a in argv), "rule": "; ".join(
+                f"{Path(c).name}: {col} {p} vs {q}" for c, col, p, q in zip(args.labels, columns, positives, negatives))
+            + "".join(f"; where {c}{r}" for c, r in where)}
+    d = learn_direction(x_tr, y_tr, condition_on=conditions, name=name, val_codes=x_va, val_labels=y_va, C=args.C,
+                        min_accuracy=args.min_accuracy, metadata=meta)
+    d.save(args.output)
+    print(f"{name}: held-out accuracy {d.metadata['val_accuracy']:.1%} (train {d.metadata['train_accuracy']:.1%}), "
+          f"one unit of strength = {d.scale:.4g}; wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
