@@ -196,8 +196,14 @@ def download(
 
     target = cache_dir() / spec.filename
     stale = None  # why an existing cache file was rejected, for the error message
-    if target.exists() and not force:
-        stale = _verify_file(target, spec)
+    try:
+        cached = target.exists()
+        if cached and not force:
+            stale = _verify_file(target, spec)
+    except OSError as err:  # a cache folder or file we may not read
+        raise DownloadError(f"cannot read the cache {target} ({err.strerror or err}); "
+                            f"set {ENV_CACHE} to a folder you can read and write") from None
+    if cached and not force:
         if stale is None:
             _warn_unverified(spec, target)
             return target
@@ -299,11 +305,20 @@ def _manual_hint(spec: WeightSpec, target: Path) -> str:
 
 
 def _make_cache_dir(folder: Path) -> Path:
+    """Create the cache folder and prove it takes new files (a read-only cache fails here, in one line)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DownloadError(
             f"cannot create the cache folder {folder} ({err.strerror}); set {ENV_CACHE} to a writable folder"
+        ) from None
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test.", suffix=".part")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise DownloadError(
+            f"cannot write to the cache folder {folder} ({err.strerror or err}); set {ENV_CACHE} to a writable folder"
         ) from None
     return folder
 

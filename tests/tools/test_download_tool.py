@@ -138,3 +138,44 @@ def test_get_rejects_negative_retries(capsys: pytest.CaptureFixture[str]) -> Non
         main(["get", "e4e-ffhq", "--retries", "-1"])
     assert info.value.code == 2
     assert "must be >= 0" in capsys.readouterr().err
+
+
+def test_get_with_a_read_only_cache_is_one_line(
+    tiny_spec: tuple[WeightSpec, bytes], _isolated: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 9.6: a read-only STYLEGAN_MORPH_CACHE gave a PermissionError traceback (here and in --model)."""
+    import tempfile
+
+    spec, _ = tiny_spec
+    _isolated.mkdir()
+    monkeypatch.setenv("STYLEGAN_MORPH_OFFLINE", "0")  # online, so that a download would start
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")  # root ignores chmod, so simulate EACCES
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    assert main(["get", spec.name, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert f"cannot write to the cache folder {_isolated} (Permission denied)" in err
+    assert "STYLEGAN_MORPH_CACHE" in err
+    assert list(_isolated.iterdir()) == []
+
+
+def test_unreadable_cache_is_one_line(
+    tiny_spec: tuple[WeightSpec, bytes], _isolated: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec, body = tiny_spec
+    _place_by_hand(_isolated, spec, body)
+
+    def refuse(self: Path, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "open", refuse)  # hashing the cached file fails as on a 0o000 file
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    assert main(["get", spec.name, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "cannot read the cache" in err
