@@ -104,6 +104,7 @@ def test_output_that_is_the_input_is_refused(how: str, tmp_path: Path, capsys: p
     (["--size", "0"], "--size must be a positive number of pixels"),
     (["--transform-size", "1000000000"], "--transform-size must be"),
     (["-o", "{tmp}/x.bmpx"], "unknown image extension"),
+    (["-o", "{tmp}/" + "n" * 300 + ".png"], "file name too long"),
 ])
 def test_bad_options_fail_before_any_work(args: list[str], expected: str, tmp_path: Path, monkeypatch,
                                           capsys: pytest.CaptureFixture) -> None:

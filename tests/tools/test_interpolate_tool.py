@@ -251,3 +251,14 @@ def test_sigterm_mid_render_leaves_no_file(latents, tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert err.strip().splitlines()[-1] == "interrupted"
     assert list(tmp_path.iterdir()) == []  # no video, no temp folder, no latents
+
+
+def test_fifo_input_is_refused_not_waited_on(latents, tmp_path, capsys):
+    """Issue 9.25: a FIFO as input blocked forever."""
+    import os
+
+    gen, a, b = latents
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    assert main([str(a), str(fifo), "--weights", str(gen), "-o", str(tmp_path / "o.gif"), "-q"]) == 1
+    assert "photo.jpg: is a FIFO" in _error(capsys)
