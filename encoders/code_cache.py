@@ -14,7 +14,9 @@ determines it:
 
 Each code is one float32 ``.npy`` file named after its key, written atomically, so
 two processes sharing the folder at worst both compute a code; they never read a
-half-written one. Nothing is ever deleted; the folder can be removed at any time.
+half-written one. A photo in which no face was found gets an empty ``<key>.noface``
+marker, so the detector does not run on it again. Nothing is ever deleted; the
+folder can be removed at any time.
 
 Example:
     >>> import tempfile, torch
@@ -148,6 +150,19 @@ class CodeCache:
             return None
         return torch.from_numpy(np.array(arr, dtype=np.float32))
 
+    def mark_no_face(self, key: str) -> None:
+        """Remember that the photo of ``key`` has no face, so that a later run skips the detector."""
+        path = self.path(key).with_suffix(".noface")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        except OSError as err:
+            raise UserError(f"{self.folder}: cannot write the code cache ({err.strerror or err})") from None
+
+    def has_no_face(self, key: str) -> bool:
+        """True if :meth:`mark_no_face` was called for ``key``."""
+        return self.path(key).with_suffix(".noface").is_file()
+
     def put(self, key: str, ws: torch.Tensor) -> Path:
         """Store a code [num_ws, w_dim] (a batch of one is accepted) atomically; returns its file.
 
@@ -204,23 +219,35 @@ class CachedEncoder:
         self._E: torch.nn.Module | None = None
 
     def key(self, photo: str | os.PathLike) -> str:
-        """The cache key of ``photo`` under this model and these steps."""
-        return photo_key(photo, self.model_id, self.steps, self.face_index)
+        """The cache key of ``photo`` (or ``photo.jpg:N``, face N) under this model and these steps."""
+        from .morph import split_input
+
+        path, own = split_input(photo)
+        return photo_key(path, self.model_id, self.steps, self.face_index if own is None else own)
 
     def __call__(self, photo: str | os.PathLike) -> torch.Tensor:
-        """The code of one photo: float32 [num_ws, w_dim] on the CPU.
+        """The code of one photo (``photo.jpg:N`` picks face N): float32 [num_ws, w_dim] on the CPU.
 
         Raises:
             UserError: unreadable photo, no face (``NoFaceError``), or a model without an encoder.
         """
         from .morph import encode_inputs, load_matching_encoder, prepare_inputs, resolve_model
 
+        from .align import NoFaceError
+
         key = self.key(photo) if self.cache is not None else None
         if key is not None:
             hit = self.cache.get(key)
             if hit is not None and tuple(hit.shape) == (self.G.num_ws, self.G.w_dim):
                 return hit
-        keyframes = prepare_inputs([photo], self.face_index)
+            if self.cache.has_no_face(key):
+                raise NoFaceError(f"{photo}: no face found (remembered from an earlier run)")
+        try:
+            keyframes = prepare_inputs([photo], self.face_index)
+        except NoFaceError:
+            if key is not None:
+                self.cache.mark_no_face(key)
+            raise
         if self._E is None:
             self._E = load_matching_encoder(resolve_model(self.weights), self.G, self.device)
         ws = encode_inputs(keyframes, self.G, self._E, refine=self.steps)[0]

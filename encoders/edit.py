@@ -34,7 +34,7 @@ from stylegan.errors import UserError
 from stylegan.fileio import check_input_file
 
 from .code_cache import CachedEncoder, CodeCache
-from .morph import LATENT_SUFFIX, load_latent
+from .morph import LATENT_SUFFIX, load_latent, split_input
 
 __all__ = [
     "MEAN_TOKEN", "MAX_STRENGTH", "MAX_SWEEP_FRAMES", "is_token", "check_inputs", "input_codes", "input_label",
@@ -61,17 +61,22 @@ def input_label(text: str | os.PathLike) -> str:
     s = os.fspath(text)
     if is_token(s):
         return s.replace(":", "")
-    stem = Path(s).stem
-    return stem[: -len("_latent")] if stem.endswith("_latent") and len(stem) > len("_latent") else stem
+    path, face = split_input(s)
+    stem = path.stem
+    stem = stem[: -len("_latent")] if stem.endswith("_latent") and len(stem) > len("_latent") else stem
+    return stem if face is None else f"{stem}_face{face}"
 
 
 def check_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
-    """Refuse missing or non-regular input files before any work; returns the files (tokens left out)."""
+    """Refuse missing or non-regular input files before any work; returns the files (tokens left out).
+
+    ``photo.jpg:N`` (face N of a group photo, see :func:`encoders.morph.split_input`) counts as ``photo.jpg``.
+    """
     files = []
     for item in inputs:
         if is_token(item):
             continue
-        files.append(check_input_file(item, "photo or .npy code"))
+        files.append(check_input_file(split_input(item)[0], "photo or .npy code"))
     return files
 
 
@@ -122,7 +127,7 @@ def input_codes(inputs: Sequence[str | os.PathLike], G: torch.nn.Module, weights
             with torch.no_grad():
                 ws = G.mapping(z.to(param.device, param.dtype), truncation_psi=psi)[0]
             codes.append(ws.float().cpu())
-        elif Path(text).suffix.lower() == LATENT_SUFFIX:
+        elif split_input(text)[0].suffix.lower() == LATENT_SUFFIX:
             codes.append(load_latent(text, G.num_ws, G.w_dim))
         else:
             if encoder is None:

@@ -76,6 +76,8 @@ def test_second_encoding_is_a_cache_hit(model_file, tmp_path, monkeypatch):
     again = CachedEncoder(G, model_file, cache, refine=0)  # a new run: nothing loaded yet
     assert torch.equal(again(HOPPER), ws)
     assert len(calls) == 1 and again.encoded == 0 and again._E is None  # no encoder was even loaded
+    # 'photo.jpg:N' is face N of the photo: its own key.
+    assert again.key(f"{HOPPER}:1") == photo_key(HOPPER, model_id(model_file), 0, face_index=1) != again.key(HOPPER)
     other_steps = CachedEncoder(G, model_file, cache, refine=1)
     other_steps(HOPPER)
     assert len(calls) == 2  # different refinement, different code

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import shutil
 
 import pytest
@@ -40,8 +41,16 @@ def test_second_run_encodes_nothing(faces, model_file, tmp_path, capsys, monkeyp
     rows = list(csv.DictReader(open(tmp_path / "map.csv")))
     assert {r["file"]: r["label"] for r in rows} == {"astronaut.png": "astronaut", "hopper.jpg": "hopper",
                                                      "mirrored.png": "astronaut"}
+    morph_module = importlib.import_module("encoders.morph")  # encoders.morph is also a function's name
+    original = morph_module.prepare_inputs
+
+    def no_alignment(inputs, *a, **k):
+        assert all("broken" in str(p) for p in inputs), f"{inputs} aligned again"  # only the unreadable file
+        return original(inputs, *a, **k)
+
+    monkeypatch.setattr(morph_module, "prepare_inputs", no_alignment)
     assert main(argv) == 0
-    assert len(calls) == 3  # every code came from the cache
+    assert len(calls) == 3  # every code came from the cache, and the faceless photo was not searched again
     summary = capsys.readouterr().out
     assert "mapped 3 faces with pca (0 encoded" in summary and "1 without a face (blank.png)" in summary
     assert "1 unusable (broken.jpg)" in summary
