@@ -28,8 +28,8 @@ codes from tools/invert.py, "mean" (the model's mean face) or "seed:N" (a
 random face; --trunc). Directions are names from --list-directions (learned
 ones such as age and gender, e4e's for the official FFHQ models, pca0.. and
 sefa0.. for any model) or a direction file from tools/learn_directions.py.
-A strength is in steps of the direction (about one standard deviation of the
-faces along it); 0 gives the input back. --layers takes coarse (pose, face
+A strength is in steps of the direction (the step is stored with it: for a
+learned direction the gap between the two classes' means); 0 gives the input back. --layers takes coarse (pose, face
 shape), middle (features, hair), fine (colour), all, or indices like 0-3,8.
 Output: an image per input (.png/.jpg), the edited code (.npy), a folder for
 several inputs, or with --sweep a video (.mp4/.gif/frames folder) with the
