@@ -517,7 +517,7 @@ class FaceAligner:
         """Find every face and its 68 landmarks.
 
         Args:
-            image: a path or a ``PIL.Image`` (loaded with :func:`load_image`).
+            image: a path, a ``PIL.Image`` or a numpy array [H, W, 3] (loaded with :func:`load_image`).
 
         Returns:
             Faces sorted by box area, largest first (ties: top, then left);
@@ -562,7 +562,7 @@ class FaceAligner:
         """Detect faces and return one of them FFHQ-aligned.
 
         Args:
-            image: a path or a ``PIL.Image``.
+            image: a path, a ``PIL.Image`` or a uint8 numpy array [H, W, 3] (see :func:`load_image`).
             output_size: side of the result (FFHQ: 1024; the e4e encoder reads 256).
             face_index: which face, in :meth:`detect` order; default 0, the largest.
             transform_size: see :func:`align_from_landmarks`.

@@ -27,10 +27,12 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stylegan.config import check_int
 from stylegan.errors import UserError
 from stylegan.networks import FullyConnectedLayer
 
@@ -43,6 +45,17 @@ IRSE_UNITS: dict[int, tuple[int, int, int, int]] = {
     50: (3, 4, 14, 3),
     100: (3, 13, 30, 3),
     152: (3, 8, 36, 3),
+}
+
+#: Inclusive bounds on the :class:`EncoderConfig` fields, far above the released model
+#: (18 ws of 512, 256 px input, widths up to 512, IR-SE152's 36 units per stage).
+LIMITS: dict[str, tuple[int, int]] = {
+    "num_ws": (1, 64),
+    "w_dim": (1, 2048),
+    "input_size": (32, 1024),
+    "stage_widths": (1, 2048),
+    "stage_units": (1, 64),
+    "se_reduction": (1, 1024),
 }
 
 # Heads [0, COARSE_END) read c3, [COARSE_END, MIDDLE_END) read p2, the rest p1.
@@ -79,20 +92,19 @@ class EncoderConfig:
     se_reduction: int = 16
 
     def __post_init__(self) -> None:
-        # Accept lists (what a saved config holds) but store tuples to stay hashable.
-        object.__setattr__(self, "stage_widths", tuple(int(c) for c in self.stage_widths))
-        object.__setattr__(self, "stage_units", tuple(int(n) for n in self.stage_units))
-        if len(self.stage_widths) != 4 or len(self.stage_units) != 4:
-            raise ValueError(
-                f"e4e needs exactly 4 IR-SE stages, got widths {self.stage_widths} and units {self.stage_units}"
-            )
-        if min(self.stage_widths) < 1 or min(self.stage_units) < 1:
-            raise ValueError(f"stage widths and units must be positive: {self.stage_widths}, {self.stage_units}")
-        if self.num_ws < 1 or self.w_dim < 1:
-            raise ValueError(f"num_ws and w_dim must be positive, got {self.num_ws}, {self.w_dim}")
-        size = self.input_size
-        if size < 32 or size & (size - 1):
-            raise ValueError(f"input_size must be a power of two >= 32, got {size}")
+        # Every field is type- and range-checked (see LIMITS): a config is read from a file
+        # before its tensors are, and must not make us build a huge model.
+        for name in ("num_ws", "w_dim", "input_size", "se_reduction"):
+            lo, hi = LIMITS[name]
+            object.__setattr__(self, name, check_int(name, getattr(self, name), lo, hi,
+                                                     power_of_two=name == "input_size"))
+        for name in ("stage_widths", "stage_units"):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)) or len(value) != 4:
+                raise ValueError(f"e4e needs exactly 4 IR-SE stages, got {name}={value!r:.60}")
+            lo, hi = LIMITS[name]
+            # Accept lists (what a saved config holds) but store tuples to stay hashable.
+            object.__setattr__(self, name, tuple(check_int(name, v, lo, hi) for v in value))
 
     @classmethod
     def irse(cls, num_layers: int = 50, **kwargs: Any) -> EncoderConfig:
@@ -160,6 +172,29 @@ class GradualStyleBlock(nn.Module):
 
     def extra_repr(self) -> str:
         return f"spatial={self.spatial}, convs={len(self.convs) // 2}"
+
+
+def _check_images(images: Any) -> torch.Tensor:
+    """``images`` for :meth:`Encoder4Editing.encode` as a float tensor in [-1, 1], or a one-line UserError."""
+    if isinstance(images, np.ndarray):
+        if images.dtype.kind not in "uf":
+            raise UserError(f"images must hold uint8 or float values, got a {images.dtype} array")
+        images = torch.from_numpy(np.ascontiguousarray(images))
+    if not isinstance(images, torch.Tensor):
+        raise UserError(f"images must be a tensor or numpy array [B, 3, H, W], got {type(images).__name__}")
+    if images.ndim != 4 or images.shape[1] != 3 or images.shape[0] == 0 or min(images.shape[2:]) < 1:
+        raise UserError(f"encoder expects RGB images shaped [B, 3, H, W], got {tuple(images.shape)}")
+    if images.dtype == torch.uint8:
+        return images.float() / 127.5 - 1
+    if not images.is_floating_point():
+        raise UserError(f"images must be float in [-1, 1] or uint8 in [0, 255], got {images.dtype}")
+    lo, hi = torch.aminmax(images.detach())
+    if not (torch.isfinite(lo) and torch.isfinite(hi)):
+        raise UserError("images hold NaN or infinite values")
+    if lo < -2 or hi > 2:
+        raise UserError(f"images must be in [-1, 1], got values from {float(lo):g} to {float(hi):g}; for 8-bit "
+                        f"pixels pass a uint8 tensor, or compute x / 127.5 - 1")
+    return images
 
 
 def _upsample_add(top: torch.Tensor, lateral: torch.Tensor) -> torch.Tensor:
@@ -233,7 +268,10 @@ class Encoder4Editing(nn.Module):
             [B, num_ws, w_dim] offsets from ``latent_avg``.
         """
         size = self.config.input_size
-        assert x.ndim == 4 and x.shape[1:] == (3, size, size), f"expected [B, 3, {size}, {size}], got {tuple(x.shape)}"
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != (3, size, size):
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise UserError(f"x must be a tensor [B, 3, {size}, {size}] in [-1, 1], got {got}; "
+                            f"encode() takes images of any size")
         x = self.input_layer(x)
         c1 = c2 = c3 = x
         for i, unit in enumerate(self.body):
@@ -268,17 +306,21 @@ class Encoder4Editing(nn.Module):
         flow; wrap the call in ``torch.no_grad()`` for inference.
 
         Args:
-            images: float [B, 3, H, W] in [-1, 1]; moved to the encoder's device and dtype.
+            images: [B, 3, H, W], a tensor or numpy array, either float in [-1, 1] or
+                uint8 in [0, 255] (converted with ``x / 127.5 - 1``); moved to the
+                encoder's device and dtype. Float values beyond [-2, 2] are refused: they
+                mean 8-bit values passed as floats, which would give codes off by 1e4.
+                (Floats in [0, 1] cannot be told from dark [-1, 1] images; scale them yourself.)
 
         Returns:
             [B, num_ws, w_dim] codes including ``latent_avg``.
 
         Raises:
-            UserError: if ``images`` is not [B, 3, H, W].
+            UserError: ``images`` is not [B, 3, H, W], not a tensor or array, of another
+                dtype, out of range, or holds NaN or infinite values.
         """
-        if images.ndim != 4 or images.shape[1] != 3 or images.shape[0] == 0:
-            raise UserError(f"encoder expects RGB images shaped [B, 3, H, W], got {tuple(images.shape)}")
-        x = images.to(device=self.latent_avg.device, dtype=self.latent_avg.dtype)
+        x = _check_images(images)
+        x = x.to(device=self.latent_avg.device, dtype=self.latent_avg.dtype)
         size = self.config.input_size
         if x.shape[2:] != (size, size):
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)

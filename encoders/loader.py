@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from stylegan.checkpoint import atomic_torch_save, check_state_dict, read_checkpoint
+from stylegan.checkpoint import atomic_torch_save, build_checked, read_checkpoint
 from stylegan.errors import CheckpointError, UserError
 
 from .e4e import Encoder4Editing, EncoderConfig
@@ -129,12 +129,12 @@ def infer_e4e_config(state: dict[str, torch.Tensor]) -> EncoderConfig:
             shapes describe something that is not an e4e encoder.
     """
     try:
-        heads = _indices(state, r"styles\.(\d+)\.")
-        units = _indices(state, r"body\.(\d+)\.")
+        heads = _indices(state, r"styles\.(\d{1,6})\.")
+        units = _indices(state, r"body\.(\d{1,6})\.")
         if not heads or not units:
             raise KeyError("styles.* or body.*")
         w_dim = state["styles.0.linear.weight"].shape[0]
-        head0_convs = len(_indices(state, r"styles\.0\.convs\.(\d+)\.weight"))
+        head0_convs = len(_indices(state, r"styles\.0\.convs\.(\d{1,6})\.weight"))
         widths: list[int] = []
         counts: list[int] = []
         for n in range(max(units) + 1):
@@ -257,12 +257,11 @@ def _from_e4e(ckpt: dict[str, Any], state: dict[str, Any], source: str) -> Encod
 
 
 def _build(config: EncoderConfig, state: dict[str, Any], source: str) -> Encoder4Editing:
-    """Construct the model and load ``state`` after checking keys and shapes exactly."""
-    encoder = Encoder4Editing(config)
-    bad = sorted(k for k, v in state.items() if not isinstance(v, torch.Tensor))
+    """Check keys, shapes and values of ``state`` exactly, then construct the model and load it (fp32).
+
+    The check runs before any weight is allocated (:func:`stylegan.checkpoint.build_checked`).
+    """
+    bad = sorted(str(k) for k, v in state.items() if not isinstance(v, torch.Tensor))
     if bad:
-        raise CheckpointError(f"{source}: non-tensor entries in the weights ({', '.join(map(str, bad[:5]))})")
-    check_state_dict(encoder, state, source)
-    # Cast floating tensors to the model's fp32 (half-precision files load too).
-    encoder.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    return encoder
+        raise CheckpointError(f"{source}: non-tensor entries in the weights ({', '.join(bad[:5])})")
+    return build_checked(lambda: Encoder4Editing(config), state, source)

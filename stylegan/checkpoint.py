@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping, TypeVar
 
 import torch
 
@@ -21,7 +21,7 @@ from .fileio import atomic_output
 from .networks import Generator
 
 __all__ = ["save_generator", "load_generator", "read_checkpoint", "check_weights_file", "atomic_torch_save", "FORMAT_TAG",
-           "check_state_dict"]
+           "check_state_dict", "build_checked"]
 
 FORMAT_TAG = "stylegan-morph/generator/v1"
 
@@ -84,11 +84,34 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
     return load_torch_file(path)
 
 
-def check_state_dict(model: torch.nn.Module, sd: dict[str, torch.Tensor], source: str) -> None:
-    """Raise a CheckpointError naming missing/unexpected keys and shape mismatches."""
+def _tensor_problem(value: Any, like: torch.Tensor) -> str | None:
+    """Why ``value`` cannot be loaded into a parameter shaped and typed like ``like``, or None."""
+    if not isinstance(value, torch.Tensor):
+        return f"a {type(value).__name__}, not a tensor"
+    if value.layout != torch.strided or value.is_meta or value.is_quantized or value.is_complex():
+        return f"an unsupported {value.layout} {value.dtype} tensor"
+    if value.is_floating_point() != like.is_floating_point():
+        return f"{value.dtype}, expected {'floating point' if like.is_floating_point() else like.dtype}"
+    return None
+
+
+def check_state_dict(model: torch.nn.Module, sd: Mapping[str, Any], source: str) -> None:
+    """Raise a CheckpointError naming missing/unexpected keys, shape mismatches and bad values.
+
+    ``model`` may live on the ``meta`` device (see :func:`build_checked`): only its
+    state dict's names, shapes and dtypes are read. Besides names and shapes, every
+    file tensor must be a plain dense tensor of the right kind (float for float) and,
+    if floating, finite: NaN weights would only show up later as black frames.
+    """
+    if not isinstance(sd, Mapping):
+        raise CheckpointError(f"{source}: the weights are a {type(sd).__name__}, not a dict of tensors")
     expected = model.state_dict()
     missing = sorted(set(expected) - set(sd))
-    unexpected = sorted(set(sd) - set(expected))
+    unexpected = sorted(map(str, set(sd) - set(expected)))
+    bad = [f"{k} is {problem}" for k, v in expected.items()
+           if k in sd and (problem := _tensor_problem(sd[k], v))]
+    if bad:
+        raise CheckpointError(f"{source}: weights do not match the model: {'; '.join(bad[:3])}")
     shapes = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(v.shape)}"
               for k, v in expected.items() if k in sd and tuple(sd[k].shape) != tuple(v.shape)]
     if missing or unexpected or shapes:
@@ -101,14 +124,33 @@ def check_state_dict(model: torch.nn.Module, sd: dict[str, torch.Tensor], source
         if shapes:
             parts.append(f"{len(shapes)} shape mismatches ({'; '.join(shapes[:3])})")
         raise CheckpointError(f"{source}: weights do not match the model: {'; '.join(parts)}")
+    for k, v in expected.items():
+        if v.is_floating_point() and not bool(torch.isfinite(sd[k]).all()):
+            raise CheckpointError(f"{source}: the weights hold NaN or infinite values ({k}); the file is damaged")
+
+
+M = TypeVar("M", bound=torch.nn.Module)
+
+
+def build_checked(build: Callable[[], M], sd: Mapping[str, Any], source: str) -> M:
+    """Check ``sd`` against the model ``build()`` makes, then build it for real and load ``sd`` (fp32).
+
+    The check runs on a skeleton built on the ``meta`` device, which holds shapes but no
+    memory, so a file whose tensors do not fit its config is refused before a single
+    weight is allocated (configs are bounded too: :data:`stylegan.config.LIMITS`).
+    """
+    with torch.device("meta"):
+        skeleton = build()
+    check_state_dict(skeleton, sd, source)
+    del skeleton
+    model = build()
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+    return model
 
 
 def generator_from_state(config: GeneratorConfig, sd: dict[str, torch.Tensor], source: str) -> Generator:
-    """Build a Generator for ``config`` and load ``sd`` exactly (fp32)."""
-    G = Generator(config)
-    check_state_dict(G, sd, source)
-    G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
-    return G.eval().requires_grad_(False)
+    """Build a Generator for ``config`` and load ``sd`` exactly (fp32), checking ``sd`` before allocating."""
+    return build_checked(lambda: Generator(config), sd, source).eval().requires_grad_(False)
 
 
 def load_generator(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Generator:
@@ -120,11 +162,18 @@ def load_generator(path: str | os.PathLike | None = None, device: str | torch.de
 
     Args:
         path: a file, a registry name, or None for the embedded default model.
-        device: where to put the model.
+        device: where to put the model: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
 
     Returns:
         The generator in eval mode with gradients disabled.
+
+    Raises:
+        UserError: an unknown device, no such file or registry name.
+        CheckpointError: a file that is not a generator, or whose tensors do not fit its config.
     """
+    from .render import resolve_device  # deferred: rendering pulls in video writing
+
+    device = resolve_device(device)  # an unknown device fails before the file is read
     if path is None or not Path(path).exists():
         from pretrained import resolve_weights  # deferred: pretrained depends on nothing of ours
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["GeneratorConfig", "resolutions_for", "num_ws_for"]
+__all__ = ["GeneratorConfig", "resolutions_for", "num_ws_for", "LIMITS", "check_int", "check_real"]
 
 
 def resolutions_for(img_resolution: int) -> list[int]:
@@ -18,6 +19,65 @@ def resolutions_for(img_resolution: int) -> list[int]:
 def num_ws_for(img_resolution: int) -> int:
     """Number of W+ style positions: 2*log2(res) - 2 (18 for 1024, 14 for 256)."""
     return 2 * int(math.log2(img_resolution)) - 2
+
+
+#: Inclusive bounds on every size in a :class:`GeneratorConfig`. A config is read from a
+#: file before any tensor is, so these keep a crafted file from making us build a huge
+#: model (``mapping_layers = 10**9`` in a 1.4 KB file once grew to 22 GB). They sit far
+#: above every published StyleGAN2 (FFHQ 1024: channels <= 512, 8 mapping layers,
+#: z/w 512; ImageNet-style conditional models: c_dim 1000): the largest model they allow
+#: is about 3 GB of fp32 weights, and its file must hold all of them.
+LIMITS: dict[str, tuple[float, float]] = {
+    "img_resolution": (4, 1024),
+    "channels": (1, 2048),
+    "z_dim": (1, 2048),
+    "w_dim": (1, 2048),
+    "mapping_layers": (1, 32),
+    "img_channels": (1, 4),
+    "c_dim": (0, 10_000),
+    "mapping_lr_mul": (1e-6, 100.0),
+    "conv_clamp": (1e-6, 1e6),
+}
+
+
+def check_int(name: str, value: Any, lo: int, hi: int, power_of_two: bool = False) -> int:
+    """``value`` as an int if it is an integer (not a bool, float or string) in [lo, hi]; else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= value <= hi \
+            or (power_of_two and value & (value - 1)):
+        what = "a power of two" if power_of_two else "an integer"
+        raise ValueError(f"{name} must be {what} from {lo:,} to {hi:,}, got {value!r:.60}")
+    return int(value)
+
+
+def check_real(name: str, value: Any, lo: float, hi: float) -> float:
+    """``value`` as a float if it is a finite real number in [lo, hi]; else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not lo <= value <= hi:
+        raise ValueError(f"{name} must be a number from {lo:g} to {hi:g}, got {value!r:.60}")
+    return float(value)
+
+
+def _check_bounds(cfg: "GeneratorConfig") -> None:
+    """Type- and range-check every field (see :data:`LIMITS`); store plain ints/floats."""
+    present = {f.name for f in dataclasses.fields(cfg)}
+    for name in ("img_resolution", "z_dim", "w_dim", "mapping_layers", "img_channels", "c_dim"):
+        if name not in present:
+            continue
+        lo, hi = LIMITS[name]
+        object.__setattr__(cfg, name, check_int(name, getattr(cfg, name), int(lo), int(hi),
+                                                power_of_two=name == "img_resolution"))
+    object.__setattr__(cfg, "mapping_lr_mul", check_real("mapping_lr_mul", cfg.mapping_lr_mul,
+                                                         *LIMITS["mapping_lr_mul"]))
+    if cfg.conv_clamp is not None:
+        object.__setattr__(cfg, "conv_clamp", check_real("conv_clamp", cfg.conv_clamp, *LIMITS["conv_clamp"]))
+    channels = cfg.channels
+    if isinstance(channels, (str, bytes)) or not isinstance(channels, (tuple, list)) or len(channels) > 9:
+        raise ValueError(f"channels must be a list of at most 9 integers (one per block), got {channels!r:.60}")
+    lo, hi = LIMITS["channels"]
+    object.__setattr__(cfg, "channels", tuple(check_int("channels", c, int(lo), int(hi)) for c in channels))
+
+
+#: How ``z`` becomes W+ codes: the trained MLP, or a Gaussian fitted to encoded faces.
+MAPPING_KINDS = ("mlp", "gaussian")
 
 
 @dataclass(frozen=True)
@@ -46,6 +106,7 @@ class GeneratorConfig:
     conv_clamp: float | None = None
 
     def __post_init__(self) -> None:
+        _check_bounds(self)
         r = self.img_resolution
         if r < 4 or r > 1024 or r & (r - 1):
             raise ValueError(f"img_resolution must be a power of two in [4, 1024], got {r}")

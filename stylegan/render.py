@@ -51,7 +51,7 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     except (RuntimeError, TypeError):
         raise UserError(f"unknown device {device!r}; use auto, cpu or cuda") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("device cuda was requested but no CUDA GPU is visible; use --device cpu or auto")
+        raise UserError("device cuda was requested but no CUDA GPU is visible; use device 'cpu' or 'auto'")
     return dev
 
 

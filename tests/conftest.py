@@ -10,7 +10,11 @@
 from __future__ import annotations
 
 import os
-from typing import Iterator
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 import torch
@@ -57,3 +61,36 @@ def cuda_device() -> torch.device:
     if not HAS_CUDA:
         pytest.skip("needs a CUDA GPU; none is visible")
     return torch.device("cuda")
+
+
+#: Imported by the child of ``run_memory_limited`` before its address space is capped.
+_LIMITED_PRELUDE = """
+import resource, sys
+sys.path.insert(0, {root!r})
+import numpy, torch, PIL.Image
+import stylegan, stylegan.convert, encoders, encoders.loader, encoders.morph, encoders.images
+torch.set_num_threads(1)
+_size = next(int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith('VmSize:'))
+_limit = _size + int({headroom_gb} * 2**30)
+resource.setrlimit(resource.RLIMIT_AS, (_limit, _limit))
+"""
+
+
+@pytest.fixture
+def run_memory_limited() -> Callable[..., subprocess.CompletedProcess]:
+    """Run Python code in a child whose address space may grow only ``headroom_gb`` beyond its imports.
+
+    A loader that tries to allocate what a crafted file claims then fails (MemoryError) instead
+    of eating the machine; the test checks that it refused the file before that.
+    Returns ``f(code, headroom_gb=1.0, timeout=60) -> CompletedProcess`` (text output).
+    """
+    if not sys.platform.startswith("linux"):
+        pytest.skip("memory limits are measured through /proc (Linux)")
+    root = str(Path(__file__).resolve().parents[1])
+
+    def run(code: str, headroom_gb: float = 1.0, timeout: float = 60) -> subprocess.CompletedProcess:
+        script = _LIMITED_PRELUDE.format(root=root, headroom_gb=headroom_gb) + textwrap.dedent(code)
+        return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout,
+                              cwd=root)
+
+    return run

@@ -95,10 +95,14 @@ def nvidia_filter_keys(config: GeneratorConfig) -> list[str]:
     return keys
 
 
-def _shape(sd: Mapping[str, Any], key: str, source: str) -> Shape:
+def _shape(sd: Mapping[str, Any], key: str, source: str, ndim: int) -> Shape:
+    """The shape of tensor ``key``, which must have ``ndim`` dimensions (a file may lie)."""
     value = sd.get(key)
     if not isinstance(value, torch.Tensor):
         raise CheckpointError(f"{source}: cannot work out the architecture: no tensor {key!r}")
+    if value.ndim != ndim:
+        raise CheckpointError(f"{source}: cannot work out the architecture: {key} is {list(value.shape)}, "
+                              f"expected {ndim} dimensions")
     return tuple(value.shape)
 
 
@@ -115,18 +119,18 @@ def infer_config(sd: Mapping[str, Any], source: str, *, mapping_lr_mul: float = 
     Raises:
         CheckpointError: when there is not enough to go on.
     """
-    fcs = {int(m.group(1)) for k in sd if (m := re.fullmatch(r"mapping\.fc(\d+)\.weight", str(k)))}
+    fcs = {int(m.group(1)) for k in sd if (m := re.fullmatch(r"mapping\.fc(\d{1,6})\.weight", str(k)))}
     if not fcs:
         raise CheckpointError(f"{source}: cannot work out the architecture: no mapping.fc0.weight")
     n_fc = max(fcs) + 1
-    w_dim, z_dim = _shape(sd, "mapping.fc0.weight", source)
-    blocks = {int(m.group(1)) for k in sd if (m := re.match(r"synthesis\.b(\d+)\.", str(k)))}
+    w_dim, z_dim = _shape(sd, "mapping.fc0.weight", source, 2)
+    blocks = {int(m.group(1)) for k in sd if (m := re.match(r"synthesis\.b(\d{1,6})\.", str(k)))}
     top = max(blocks, default=0)
     if top < 4 or top > 1024 or top & (top - 1) or blocks != set(resolutions_for(top)):
         raise CheckpointError(f"{source}: synthesis blocks {sorted(blocks)} are not b4, b8, ... up to a power "
                               f"of two <= 1024")
-    channels = [_shape(sd, f"synthesis.b{r}.conv1.weight", source)[0] for r in resolutions_for(top)]
-    img_channels = _shape(sd, "synthesis.b4.torgb.weight", source)[0]
+    channels = [_shape(sd, f"synthesis.b{r}.conv1.weight", source, 4)[0] for r in resolutions_for(top)]
+    img_channels = _shape(sd, "synthesis.b4.torgb.weight", source, 4)[0]
     try:
         return GeneratorConfig(img_resolution=top, channels=tuple(channels), z_dim=z_dim, w_dim=w_dim,
                                mapping_layers=n_fc, mapping_lr_mul=mapping_lr_mul, img_channels=img_channels,

@@ -122,20 +122,26 @@ def infer_rosinality_config(g_ema: Mapping[str, Any], source: str, mapping_lr_mu
     Returns:
         The config; the key set itself is checked afterwards by :func:`generator_from_rosinality`.
     """
-    def shape(key: str) -> Shape:
+    def shape(key: str, ndim: int) -> Shape:
         value = g_ema.get(key)
         if not isinstance(value, torch.Tensor):
             raise CheckpointError(f"{source}: cannot work out the rosinality architecture: no tensor {key!r}")
+        if value.ndim != ndim:  # a crafted file may hold any shape here
+            raise CheckpointError(f"{source}: cannot work out the rosinality architecture: {key} is "
+                                  f"{list(value.shape)}, expected {ndim} dimensions")
         return tuple(value.shape)
 
-    n_mlp = max(_indices(g_ema, r"style\.(\d+)\.weight$"), default=0)
+    n_mlp = max(_indices(g_ema, r"style\.(\d{1,6})\.weight$"), default=0)
     if n_mlp == 0:
         raise CheckpointError(f"{source}: cannot work out the rosinality architecture: no style.1.weight")
-    style_dim = shape("style.1.weight")[0]
-    n_rgbs = max(_indices(g_ema, r"to_rgbs\.(\d+)\."), default=-1) + 1
+    style_dim = shape("style.1.weight", 2)[0]
+    n_rgbs = max(_indices(g_ema, r"to_rgbs\.(\d{1,6})\."), default=-1) + 1
+    if n_rgbs > 8:  # 4 * 2**8 = 1024 px, the largest supported resolution
+        raise CheckpointError(f"{source}: unsupported rosinality architecture (to_rgbs.{n_rgbs - 1} means more "
+                              f"than 1024 px)")
     size = 4 * 2**n_rgbs
-    channels = [shape("input.input")[1]] + [shape(f"convs.{2 * k}.conv.weight")[1] for k in range(n_rgbs)]
-    img_channels = shape("to_rgb1.conv.weight")[1]
+    channels = [shape("input.input", 4)[1]] + [shape(f"convs.{2 * k}.conv.weight", 5)[1] for k in range(n_rgbs)]
+    img_channels = shape("to_rgb1.conv.weight", 5)[1]
     try:
         return GeneratorConfig(img_resolution=size, channels=tuple(channels), z_dim=style_dim, w_dim=style_dim,
                                mapping_layers=n_mlp, mapping_lr_mul=mapping_lr_mul, img_channels=img_channels)

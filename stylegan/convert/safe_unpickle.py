@@ -158,9 +158,17 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise CheckpointError("refused a persistent id in a plain pickle (not an NVIDIA network pickle)")
 
 
-def _first_line(e: BaseException) -> str:
+def _first_line(e: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's text, cut at a sentence end (never mid-sentence) to fit ``limit``."""
     text = str(e).strip()
-    return (text.splitlines()[0] if text else type(e).__name__)[:200]
+    line = text.splitlines()[0].strip() if text else type(e).__name__
+    if len(line) <= limit:
+        return line
+    end = line.rfind(". ", 0, limit)
+    if end > 0:
+        return line[:end + 1]
+    cut = line.rfind(" ", 0, limit - 3)
+    return line[:cut if cut > 0 else limit - 3] + "..."
 
 
 def _reason(e: BaseException) -> str:

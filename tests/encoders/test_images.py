@@ -211,3 +211,88 @@ def test_save_atomic_errors(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="cannot write"):
         save_image_atomic(Image.new("RGBA", (4, 4)), tmp_path / "alpha.jpg")
     assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- issue 9: items 15, 17, 18
+
+
+def test_bomb_message_quotes_our_limit_not_pillows(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_header_only(200_000, 200_000))
+    with pytest.raises(UserError) as err:
+        load_image(path)
+    msg = str(err.value)
+    assert "limit 100,000,000" in msg and "40,000,000,000 pixels" in msg
+    assert "178956970" not in msg and "DOS attack" not in msg
+
+
+def test_empty_file_is_called_empty(tmp_path: Path) -> None:
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(b"")
+    with pytest.raises(UserError, match="empty") as err:
+        load_image(path)
+    _assert_one_line_naming(err, path)
+
+
+def test_heic_gets_its_own_message(tmp_path: Path) -> None:
+    # The first box of an iPhone photo: size, "ftyp", major brand "heic", then compatible brands.
+    path = tmp_path / "IMG_0001.HEIC"
+    path.write_bytes(struct.pack(">I", 24) + b"ftypheic" + b"\0\0\0\0" + b"mif1heic" + b"\0" * 200)
+    with pytest.raises(UserError) as err:
+        load_image(path)
+    _assert_one_line_naming(err, path)
+    assert "HEIC" in str(err.value) and "not supported" in str(err.value) and "JPEG" in str(err.value)
+
+
+def test_corrupt_exif_block_is_silent(tmp_path: Path, recwarn: pytest.WarningsRecorder) -> None:
+    # An IFD whose ImageDescription points far beyond the block: Pillow warns while parsing it.
+    ifd = (struct.pack("<H", 2) + struct.pack("<HHII", 0x0112, 3, 1, 6) + struct.pack("<HHII", 0x010E, 2, 100, 1000)
+           + struct.pack("<I", 0))
+    exif = b"Exif\0\0" + b"II*\0" + struct.pack("<I", 8) + ifd
+    Image.fromarray(_gradient()).save(tmp_path / "a.jpg", exif=exif)
+    img = load_image(tmp_path / "a.jpg")
+    _assert_rgb8(img, (30, 40))  # orientation 6 is still applied
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+@pytest.mark.parametrize("shape, dtype", [((30, 40, 3), np.uint8), ((30, 40), np.uint8), ((30, 40, 4), np.uint8),
+                                          ((30, 40, 1), np.uint8), ((30, 40, 3), np.float32)])
+def test_numpy_arrays_are_accepted(shape: tuple, dtype: type) -> None:
+    rgba = np.concatenate([_gradient(), np.full((30, 40, 1), 255, np.uint8)], axis=2)
+    arr = rgba[..., :3] if shape == (30, 40, 3) else rgba[..., 0].reshape(shape) if len(shape) < 3 or shape[2] == 1 \
+        else rgba
+    if dtype == np.float32:
+        arr = arr.astype(np.float32) / 255
+    img = load_image(arr)
+    _assert_rgb8(img, (40, 30))
+    if shape == (30, 40, 3):
+        assert np.abs(np.asarray(img).astype(int) - _gradient()).max() <= 1
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.zeros((30, 40, 2), np.uint8), r"\[H, W, 3\]"), (np.full((3, 3), 300.0), r"\[0, 1\]"),
+    (np.zeros((3, 3), np.int64), "uint8"), (np.zeros((0, 3, 3), np.uint8), r"\[H, W\]"),
+    (12, "path, a PIL.Image or a numpy array"), (b"abc", "path, a PIL.Image or a numpy array"),
+])
+def test_bad_inputs_give_one_line_user_errors(bad: object, match: str) -> None:
+    with pytest.raises(UserError, match=match) as err:
+        load_image(bad)
+    assert "\n" not in str(err.value)
+
+
+def test_pil_images_and_arrays_align(tmp_path: Path) -> None:
+    """``align_face`` takes what ``load_image`` takes (issue 9 item 17)."""
+    pytest.importorskip("dlib")
+    from encoders.align import align_face, find_predictor
+
+    photo = FACES / "dlib_tom_cruise.jpg"
+    if not photo.is_file():
+        pytest.skip(f"test photo not found at {photo}")
+    try:
+        find_predictor()
+    except UserError as err:
+        pytest.skip(str(err))
+    img = load_image(photo)
+    by_path = np.asarray(align_face(photo, output_size=64, transform_size=64))
+    assert np.array_equal(np.asarray(align_face(img, output_size=64, transform_size=64)), by_path)
+    assert np.array_equal(np.asarray(align_face(np.asarray(img), output_size=64, transform_size=64)), by_path)
