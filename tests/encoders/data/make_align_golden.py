@@ -10,10 +10,10 @@ that :func:`encoders.align.align_from_landmarks` gives the same pixels.
 
 Cases (see ``CASES``): the two public-domain photos in ``pretrained/examples``
 with their dlib landmarks, moved or scaled so that the recipe must pad, shrink,
-or both; and a synthetic 301x257 pattern with rotated
-faces, where ``size / shrink`` is not a whole number (stored as a PNG in the .npz). Every case runs at 64 px
-or less with a small ``transform_size``, except one that uses the reference's
-4096, to cover our default.
+or both; and a synthetic 301x257 pattern (stored as a PNG in the .npz) with
+rotated faces, where ``size / shrink`` is not a whole number. Every case runs
+at 64 px or less with a small ``transform_size``, except one that uses the
+reference's 4096, to cover our default.
 
 Recipe (nothing from that project is committed here):
 
@@ -170,7 +170,7 @@ def main() -> None:
             out[f"{case}/quad"] = quad_edges - 0.5            # pixel centres, as plan_alignment gives
             out[f"{case}/warp_image_size"] = np.array(warp_size)
             out[f"{case}/crop"] = crop
-            print(f"{case}: warp image {warp_size}, quad centre-coords {np.round(quad_edges - 0.5, 2).tolist()}")
+            print(f"{case}: warp image {warp_size}, quad {np.round(quad_edges - 0.5, 2).tolist()}")
     PIL.Image.Image.transform = original_transform
     out["cases"] = np.array(names)
     out["source"] = np.array(SOURCE)
