@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 import os
 import time
 from dataclasses import dataclass, field
@@ -386,6 +387,9 @@ def latent_paths(inputs: Sequence[str | os.PathLike], output: str | os.PathLike)
 def _validate(steps: int, fps: float, hold: int, batch_size: int, size: int | None, kind: str, easing: str,
               schedule: str | None, crf: int = DEFAULT_CRF) -> None:
     # Messages name parameters; the tools show them as flags (steps -> --steps).
+    for name, value in (("steps", steps), ("hold", hold), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise UserError(f"{name} must be a whole number, got {value!r:.40}")
     if steps < 2:
         raise UserError(f"steps must be at least 2 (both end faces), got {steps}")
     check_fps(fps)
@@ -402,6 +406,12 @@ def _validate(steps: int, fps: float, hold: int, batch_size: int, size: int | No
         get_schedule(schedule)
     except ValueError as err:
         raise UserError(str(err)) from None
+
+
+def _check_path_list(name: str, paths: object) -> None:
+    """Refuse a lone string (``morph("ab", ...)`` would read files "a" and "b") or a non-list."""
+    if isinstance(paths, (str, bytes, os.PathLike)) or not isinstance(paths, Sequence):
+        raise UserError(f"{name} must be a list of paths, got {type(paths).__name__} {paths!r:.60}")
 
 
 def _panels(keyframes: list[Keyframe], G: torch.nn.Module, side: int) -> list[np.ndarray]:
@@ -467,6 +477,7 @@ def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
         UserError: any bad input, option, model or output path; nothing is written then.
     """
     start = time.perf_counter()
+    _check_path_list("inputs", inputs)
     if len(inputs) < 2:
         raise UserError(f"a morph needs at least 2 inputs, got {len(inputs)}")
     _validate(steps, fps, hold, batch_size, size, kind, easing, schedule, crf)
@@ -545,6 +556,7 @@ def invert(photos: Sequence[str | os.PathLike], outdir: str | os.PathLike = ".",
     Raises:
         UserError: bad photo, model or folder; files of photos already done stay (each file is atomic).
     """
+    _check_path_list("photos", photos)
     if not photos:
         raise UserError("no photo given")
     folder = Path(outdir)

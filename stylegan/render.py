@@ -31,11 +31,30 @@ from .interpolation import interpolation_path
 from .video import DEFAULT_CRF, write_video
 
 __all__ = [
-    "resolve_device", "to_uint8", "render_frames", "render_video", "render_images", "render_seeds", "seeds_to_z",
+    "resolve_device", "to_uint8", "check_codes", "MAX_CODE_ABS", "render_frames", "render_video", "render_images", "render_seeds", "seeds_to_z",
     "MappedPath", "seed_interpolation", "image_grid", "Size",
 ]
 
 Size = int | tuple[int, int] | None
+
+#: Largest |value| a W+ code may hold. Real codes, edits included, stay within about
+#: +-100; 1e30 (a damaged file, a bug) would only render black frames, and NaN NaN frames.
+MAX_CODE_ABS = 1e4
+
+
+def check_codes(ws: torch.Tensor, name: str = "ws") -> None:
+    """Refuse codes with NaN, infinite or absurd (> :data:`MAX_CODE_ABS`) values, in one line.
+
+    Raises:
+        UserError: naming ``name`` and the offending value.
+    """
+    if ws.numel() == 0:
+        return
+    if not bool(torch.isfinite(ws).all()):
+        raise UserError(f"{name} hold NaN or infinite values; nothing sensible can be rendered from them")
+    peak = float(ws.detach().abs().max())
+    if peak > MAX_CODE_ABS:
+        raise UserError(f"{name} reach {peak:.3g}; W+ codes stay far below {MAX_CODE_ABS:g} (a damaged file or a bug?)")
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -122,6 +141,7 @@ def render_frames(G: torch.nn.Module, ws_iter: Iterable[torch.Tensor], batch_siz
 
     Raises:
         ValueError: a code that is not [num_ws, w_dim], or ``batch_size < 1``.
+        UserError: a code with NaN, infinite or absurd values (:func:`check_codes`).
     """
     from tqdm import tqdm  # deferred: only rendering needs it
 
@@ -144,6 +164,7 @@ def render_frames(G: torch.nn.Module, ws_iter: Iterable[torch.Tensor], batch_siz
                                      f"got {tuple(w.shape)}")
             with torch.inference_mode():
                 ws = torch.stack([w.to(dev, dtype) for w in chunk])  # [b, num_ws, w_dim]
+                check_codes(ws)  # NaN in must not become a silent black or NaN video
                 images = G.synthesis(ws, noise_mode=noise_mode)  # [b, 3, R, R]
                 frames = to_uint8(images, size)  # [b, H, W, 3]
             del images, ws
@@ -222,6 +243,9 @@ class MappedPath:
     """
 
     def __init__(self, G: torch.nn.Module, zs: Iterable[torch.Tensor], truncation_psi: float = 1.0) -> None:
+        if isinstance(truncation_psi, bool) or not isinstance(truncation_psi, (int, float)) \
+                or not math.isfinite(truncation_psi):
+            raise UserError(f"truncation_psi must be a finite number, got {truncation_psi!r}")
         self.G, self.zs, self.truncation_psi = G, zs, float(truncation_psi)
 
     def __len__(self) -> int:

@@ -94,3 +94,19 @@ def run_memory_limited() -> Callable[..., subprocess.CompletedProcess]:
                               cwd=root)
 
     return run
+
+
+@pytest.fixture
+def refused_in_little_memory(run_memory_limited) -> Callable[..., str]:
+    """``f(call, headroom_gb=0.5) -> message``: run ``call`` (one Python expression) in a memory-capped
+    child, require it to raise :class:`stylegan.errors.UserError` (nothing else, no crash), return the message."""
+
+    def run(call: str, headroom_gb: float = 0.5) -> str:
+        result = run_memory_limited(
+            f"from stylegan.errors import UserError\ntry:\n    {call}\nexcept UserError as e:\n    print('REFUSED', e)\n",
+            headroom_gb=headroom_gb)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stdout.startswith("REFUSED "), result.stdout[-2000:]
+        return result.stdout[len("REFUSED "):].strip()
+
+    return run

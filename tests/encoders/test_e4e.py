@@ -386,3 +386,63 @@ def test_load_e4e_pairs_encoder_with_generator(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(CheckpointError, match="generator takes 18x32"):
         load_e4e(path)
 
+
+
+# --------------------------------------------------------------------------- issue 9: items 4 and 17
+
+
+def test_encode_takes_uint8_and_numpy_and_refuses_0_255_floats() -> None:
+    enc = randomized(SMALL)
+    x = torch.rand(2, 3, 40, 40, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    pixels = ((x + 1) * 127.5).round().to(torch.uint8)
+    with torch.no_grad():
+        ws = enc.encode(x)
+        assert torch.allclose(enc.encode(pixels), enc.encode(pixels.float() / 127.5 - 1))
+        assert torch.allclose(enc.encode(x.numpy()), ws)  # a numpy array is taken like a tensor
+        assert (enc.encode(pixels) - ws).abs().max() < 0.1  # 8-bit rounding only
+    with pytest.raises(UserError, match=r"images must be in \[-1, 1\].*uint8") as err:
+        enc.encode(pixels.float())  # the issue: codes off by up to 4e4, silently
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("bad, match", [
+    ("ab", "images must be a tensor or numpy array"),
+    (torch.full((1, 3, 40, 40), float("nan")), "NaN"),
+    (torch.zeros(1, 3, 40, 40, dtype=torch.int32), "float in \\[-1, 1\\] or uint8"),
+    (torch.zeros(1, 3, 40, 40, dtype=torch.int32).numpy(), "uint8 or float"),
+])
+def test_encode_refuses_other_inputs_in_one_line(bad: object, match: str) -> None:
+    with pytest.raises(UserError, match=match):
+        randomized(SMALL).encode(bad)
+
+
+def test_forward_at_the_wrong_size_is_a_user_error() -> None:
+    enc = randomized(SMALL)
+    with pytest.raises(UserError, match=r"x must be a tensor \[B, 3, 64, 64\].*encode\(\)"):
+        enc(torch.zeros(1, 3, 40, 40))
+
+
+@pytest.mark.parametrize("field, value", [("num_ws", 10**9), ("w_dim", -1), ("input_size", 2**20),
+                                          ("stage_units", (3, 4, 10**6, 3)), ("stage_widths", (64, 128, 256, 2**31)),
+                                          ("se_reduction", 0), ("num_ws", "18"), ("stage_units", "3443")])
+def test_encoder_config_fields_are_bounded(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field if field != "stage_units" or value != "3443" else "4 IR-SE stages"):
+        EncoderConfig(**{**SMALL.to_dict(), field: value})
+
+
+def test_crafted_encoder_file_fails_fast_in_little_memory(tmp_path: Path, refused_in_little_memory) -> None:
+    """10**6 units in a 1 KB file: refused by the config bounds before a layer is built."""
+    path = tmp_path / "enc.pt"
+    torch.save({"format": FORMAT_TAG, "config": {**SMALL.to_dict(), "stage_units": [3, 4, 10**6, 3]},
+                "state_dict": {}, "meta": {}}, path)
+    message = refused_in_little_memory(f"encoders.load_encoder({str(path)!r})")
+    assert "stage_units must be an integer from 1 to 64" in message
+
+
+def test_encoder_tensors_are_checked_before_allocation(tmp_path: Path) -> None:
+    enc = randomized(SMALL)
+    state = {k: v.clone() for k, v in enc.state_dict().items()}
+    state["body.0.res_layer.1.weight"] = torch.full_like(state["body.0.res_layer.1.weight"], float("inf"))
+    torch.save({"format": FORMAT_TAG, "config": SMALL.to_dict(), "state_dict": state, "meta": {}}, tmp_path / "e.pt")
+    with pytest.raises(CheckpointError, match="NaN or infinite values \\(body.0.res_layer.1.weight\\)"):
+        load_encoder(tmp_path / "e.pt")

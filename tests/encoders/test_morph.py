@@ -444,3 +444,24 @@ def test_default_names_from_long_inputs_fit_the_file_system(tmp_path):
     latents[0].write_bytes(b"")
     many = default_output_name(["\u00e9" * 120 + ".jpg"] * 5, folder=tmp_path)  # 2-byte characters
     assert len(many.encode()) <= 255 - 32
+
+
+# ----------------------------------------------------------------------------- issue 9 item 17
+
+
+@pytest.mark.parametrize("inputs, kw, match", [
+    ("ab", {}, "inputs must be a list of paths, got str 'ab'"),
+    (["a.npy", "b.npy"], {"steps": 2.5}, "steps must be a whole number, got 2.5"),
+    (["a.npy", "b.npy"], {"size": 7.5}, "size must be a whole number"),
+    (["a.npy", "b.npy"], {"hold": 1.0}, "hold must be a whole number"),
+])
+def test_api_type_errors_are_one_line_user_errors(tmp_path, inputs, kw, match):
+    with pytest.raises(UserError, match=match) as err:
+        morph(inputs, tmp_path / "o.mp4", **kw)
+    assert "\n" not in str(err.value)
+    assert not list(tmp_path.iterdir())
+
+
+def test_invert_refuses_a_lone_string(tmp_path):
+    with pytest.raises(UserError, match="photos must be a list of paths"):
+        invert("photo.jpg", tmp_path / "out")

@@ -220,3 +220,24 @@ def test_resolve_device():
             resolve_device("cuda")
     with pytest.raises(UserError, match="unknown device"):
         resolve_device("tpu9")
+
+
+# ----------------------------------------------------------------------------- issue 9 item 22
+
+
+@pytest.mark.parametrize("value, match", [(float("nan"), "NaN or infinite"), (float("inf"), "NaN or infinite"),
+                                          (1e30, "reach 1e\\+30")])
+def test_non_finite_or_absurd_codes_are_refused_not_rendered_black(G, keys, value: float, match: str) -> None:
+    bad = keys.clone()
+    bad[1, 3, 5] = value
+    with pytest.raises(UserError, match=match):
+        frames_of(G, bad)
+
+
+def test_nan_truncation_is_refused(G) -> None:
+    """``generate.py --trunc nan`` once gave a black image."""
+    for psi in (float("nan"), float("inf")):
+        with pytest.raises(UserError, match="truncation_psi must be a finite number"):
+            MappedPath(G, [torch.zeros(G.z_dim)], psi)
+    with pytest.raises(UserError, match="truncation_psi"):
+        seed_interpolation(G, [1, 2], 3, truncation_psi=float("nan"))
