@@ -126,6 +126,7 @@ def move_slider(driver, element_id: str, pages: int, steps: int = 0) -> None:
 
 def test_upload_morph_edit_export_in_chromium(driver, served):
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
 
     from stylegan.editing import apply_edit
     from stylegan.interpolation import lerp
@@ -203,6 +204,15 @@ def test_upload_morph_edit_export_in_chromium(driver, served):
     point.click()
     wait_for(lambda: (v := shown_view(driver)) and v["a"] == third, what="the map click to select the face")
     assert "(cached)" in driver.find_element("css selector", f".face[data-id='{third}'] .state").text
+    gallery = driver.find_elements("css selector", "#map g[data-kind=gallery]")
+    assert len(gallery) == len(explorer.gallery())
+    if gallery:  # a model with a sampler: a click on a gallery face adds it and makes it B
+        Select(driver.find_element("id", "map-target")).select_by_value("b")
+        gallery[0].click()
+        wait_for(lambda: len(driver.find_elements("css selector", ready)) == 4, what="the gallery face")
+        fourth = [c.get_attribute("data-id") for c in driver.find_elements("css selector", ready)][3]
+        wait_for(lambda: (v := shown_view(driver)) and v["b"] == fourth, what="the gallery face as B")
+        assert torch.equal(session.face(fourth).ws, explorer.gallery()[0])
     driver.execute_script("window.scrollTo(0, 0);")
     driver.save_screenshot(str(ARTEFACTS / "4_map.png"))
     assert not driver.find_element("id", "message").text, driver.find_element("id", "message").text
