@@ -64,17 +64,25 @@ def _frames(path: str):
     p = Path(path)
     if p.is_dir():
         import numpy as np
-        from PIL import Image
 
-        return [np.asarray(Image.open(f).convert("RGB")) for f in sorted(p.glob("*.png"))]
+        from encoders.images import load_image
+
+        return [np.asarray(load_image(f)) for f in sorted(p.glob("*.png"))]
     if not p.is_file():
         raise UserError(f"{p}: no such video")
+    if p.stat().st_size == 0:
+        raise UserError(f"{p}: the file is empty (0 bytes), not a video")
     import imageio.v3 as iio
 
     try:
-        return list(iio.imiter(p))
-    except Exception as e:  # imageio raises several types for bad files
-        raise UserError(f"{p}: cannot read video ({e})") from None
+        frames = list(iio.imiter(p))
+    except Exception as e:  # imageio raises several types, with several lines, for files it cannot read
+        first = " ".join(str(e).split())[:160] or type(e).__name__
+        raise UserError(f"{p}: not a video this tool can read (an MP4, a GIF or a folder of PNG frames; "
+                        f"reader said: {first})") from None
+    if not frames:
+        raise UserError(f"{p}: the video has no frames")
+    return frames
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,6 +117,10 @@ def _run(args: argparse.Namespace) -> int:
         for s in scores:
             note = s.error or ("" if s.face_found_in_reconstruction else "no face found in reconstruction")
             print(f"{s.name[:34]:34s} {s.mse:8.4f} {s.ms_ssim:8.3f} {s.id_distance:8.3f}  {note}")
+        if not summary["evaluated"]:
+            # Every photo failed: say so and exit non-zero, so that scripts notice (issue 9 item 23).
+            raise UserError(f"none of the {len(scores)} photos could be evaluated; first error: {scores[0].error}"
+                            if scores else "no photos to evaluate (empty folder?)")
         print(f"refinement: {args.refine} steps" if args.refine != "auto" else
               f"refinement: auto ({auto_refine_steps(G)} steps for this {G.img_resolution} px generator)")
         print(f"median over {summary['evaluated']} photos: MSE {summary['median_mse']:.4f}, "

@@ -58,3 +58,28 @@ def test_single_face_selection_uses_the_sources_table():
     assert len(photos) == 22
     assert "fr_obama.jpg" in photos and "fr_obama_partial_face.jpg" in photos
     assert not any("nonface" in n or "group" in n or "crowd" in n for n in photos)
+
+
+# ----------------------------------------------------------------------------- issue 9: items 15 and 23
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"this is text, not a video\n", "not a video this tool can read"),
+    (b"", "empty"),
+])
+def test_morph_check_of_a_non_video_is_one_line(tmp_path, capsys, content, match):
+    path = tmp_path / "text.jpg"
+    path.write_bytes(content)
+    assert main(["--morph", str(path), "-q"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and match in err[0]
+
+
+def test_exit_code_is_non_zero_when_every_photo_failed(model_file, tmp_path, capsys):  # noqa: F811
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "IMG_1.heic").write_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + b"\0" * 64)
+    code = main([str(tmp_path / "empty.jpg"), str(tmp_path / "IMG_1.heic"), "--weights", str(model_file), "-q"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "none of the 2 photos could be evaluated" in captured.err and "empty" in captured.err
+    assert "HEIC" in captured.out  # the table still says what went wrong with each photo
