@@ -280,10 +280,13 @@ def _gaussian_blur(arr: np.ndarray, sigma: float) -> np.ndarray:
     """
     taps = _gaussian_kernel(sigma)
     h, w, c = arr.shape
-    cols = np.ascontiguousarray(arr.transpose(1, 2, 0)).reshape(w * c, h)      # axis 0 first, as scipy
-    arr = _blur_rows(cols, taps).reshape(w, c, h).transpose(2, 0, 1)
-    rows = np.ascontiguousarray(arr.transpose(0, 2, 1)).reshape(h * c, w)
-    return np.ascontiguousarray(_blur_rows(rows, taps).reshape(h, c, w).transpose(0, 2, 1))
+    # Each pass runs along contiguous rows; intermediates are dropped as soon
+    # as they are used, so a big padded crop needs ~3 image copies, not 5.
+    lines = np.ascontiguousarray(arr.transpose(1, 2, 0)).reshape(w * c, h)  # along H first, as scipy
+    lines = _blur_rows(lines, taps)                                          # [W*C, H]
+    lines = np.ascontiguousarray(lines.reshape(w, c, h).transpose(2, 1, 0)).reshape(h * c, w)
+    lines = _blur_rows(lines, taps)                                          # [H*C, W]
+    return lines.reshape(h, c, w).transpose(0, 2, 1)                         # [H, W, C] view
 
 
 def _soft_pad(img: Image.Image, pad: tuple[int, int, int, int], qsize: float) -> Image.Image:
