@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from .config import GeneratorConfig
 from .ops import bias_act, setup_filter, upfirdn2d, upsample2d
+from .synthesis_fast import PER_FRAME_MIN_RESOLUTION, fast_path_applies, synthesis_layer_fast, torgb_fast
 
 __all__ = [
     "FullyConnectedLayer", "MappingNetwork", "SynthesisLayer", "ToRGBLayer",
@@ -163,6 +164,8 @@ class SynthesisLayer(nn.Module):
         self.impl: str | None = None
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
+        if fast_path_applies(self.impl, x):  # batch 1 on the CPU: fewer passes (stylegan.synthesis_fast)
+            return synthesis_layer_fast(self, x, w, noise_mode)
         styles = self.affine(w)
         x = modulated_conv2d(x, self.weight * self.weight_gain, styles, demodulate=True, up=self.up,
                              resample_filter=self.resample_filter, impl=self.impl)
@@ -190,6 +193,8 @@ class ToRGBLayer(nn.Module):
         self.impl: str | None = None
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if fast_path_applies(self.impl, x):
+            return torgb_fast(self, x, w)
         styles = self.affine(w)
         x = modulated_conv2d(x, self.weight * self.weight_gain, styles, demodulate=False)
         return bias_act(x, self.bias, clamp=self.conv_clamp, impl=self.impl)
@@ -223,6 +228,10 @@ class SynthesisBlock(nn.Module):
             x = self.conv1(x, ws[:, 1], noise_mode)
         y = self.torgb(x, ws[:, self.num_conv])
         if img is not None:
+            if fast_path_applies(self.impl, x) and torch.is_autocast_enabled(x.device.type):
+                # The fast path keeps the RGB skip sum in float32 under autocast (the image's precision).
+                with torch.autocast(x.device.type, enabled=False):
+                    return x, y + upsample2d(img.float(), self.resample_filter, impl=self.impl)
             y = y + upsample2d(img.to(y.dtype), self.resample_filter, impl=self.impl)
         return x, y
 
@@ -246,6 +255,13 @@ class SynthesisNetwork(nn.Module):
             raise ValueError(f"ws must be [B, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        first: SynthesisBlock = getattr(self, f"b{self.config.resolutions[0]}")
+        if ws.shape[0] > 1 and self.img_resolution >= PER_FRAME_MIN_RESOLUTION and fast_path_applies(
+                first.conv1.impl, ws[:1]) and not (
+                torch.is_grad_enabled() and first.conv1.weight.requires_grad):
+            # The CPU fast path runs one frame at a time (its weight-side tricks are per sample);
+            # training, which needs weight gradients, keeps the batched form below.
+            return torch.cat([self(ws[i: i + 1], noise_mode) for i in range(ws.shape[0])])
         x = img = None
         w_idx = 0
         for res in self.config.resolutions:
