@@ -105,6 +105,9 @@ class EncoderConfig:
             lo, hi = LIMITS[name]
             # Accept lists (what a saved config holds) but store tuples to stay hashable.
             object.__setattr__(self, name, tuple(check_int(name, v, lo, hi) for v in value))
+        if self.se_reduction > min(self.stage_widths):  # every SE block needs at least one channel
+            raise ValueError(f"se_reduction must be at most the narrowest stage width {min(self.stage_widths)}, "
+                             f"got {self.se_reduction}")
 
     @classmethod
     def irse(cls, num_layers: int = 50, **kwargs: Any) -> EncoderConfig:

@@ -146,6 +146,8 @@ def infer_e4e_config(state: dict[str, torch.Tensor]) -> EncoderConfig:
         se_hidden = state["body.0.res_layer.5.fc1.weight"].shape[0]
     except KeyError as err:
         raise CheckpointError(f"not an e4e encoder: no {err.args[0]} weights to infer its shape from") from None
+    except (AttributeError, IndexError, TypeError, ValueError):  # a non-tensor, or a tensor of the wrong rank
+        raise CheckpointError("not an e4e encoder: its body/styles weights are not 4-D/2-D tensors") from None
     try:
         return EncoderConfig(
             num_ws=max(heads) + 1,
@@ -155,7 +157,7 @@ def infer_e4e_config(state: dict[str, torch.Tensor]) -> EncoderConfig:
             stage_units=tuple(counts),
             se_reduction=max(1, widths[0] // int(se_hidden)),
         )
-    except ValueError as err:
+    except (ValueError, ZeroDivisionError) as err:
         raise CheckpointError(f"not an e4e encoder this code supports: {err}") from None
 
 

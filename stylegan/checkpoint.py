@@ -139,8 +139,11 @@ def build_checked(build: Callable[[], M], sd: Mapping[str, Any], source: str) ->
     memory, so a file whose tensors do not fit its config is refused before a single
     weight is allocated (configs are bounded too: :data:`stylegan.config.LIMITS`).
     """
-    with torch.device("meta"):
-        skeleton = build()
+    try:
+        with torch.device("meta"):
+            skeleton = build()
+    except (ValueError, RuntimeError) as err:  # a config the model code cannot build, however it got past the checks
+        raise CheckpointError(f"{source}: cannot build the model this file describes ({err})") from None
     check_state_dict(skeleton, sd, source)
     del skeleton
     model = build()

@@ -424,7 +424,8 @@ def test_forward_at_the_wrong_size_is_a_user_error() -> None:
 
 @pytest.mark.parametrize("field, value", [("num_ws", 10**9), ("w_dim", -1), ("input_size", 2**20),
                                           ("stage_units", (3, 4, 10**6, 3)), ("stage_widths", (64, 128, 256, 2**31)),
-                                          ("se_reduction", 0), ("num_ws", "18"), ("stage_units", "3443")])
+                                          ("se_reduction", 0), ("se_reduction", 9), ("num_ws", "18"),
+                                          ("stage_units", "3443")])
 def test_encoder_config_fields_are_bounded(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field if field != "stage_units" or value != "3443" else "4 IR-SE stages"):
         EncoderConfig(**{**SMALL.to_dict(), field: value})
