@@ -25,6 +25,7 @@ import io
 import math
 import queue
 import re
+import secrets
 import sys
 import threading
 import time
@@ -340,7 +341,7 @@ class Explorer:
         if not self.has_sampler:
             raise UserError("this model has no sampler for random faces")
         if seed is None:
-            seed = int.from_bytes(__import__("os").urandom(4), "little")
+            seed = secrets.randbits(32)
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
             raise UserError("seed must be an integer from 0 to 2**32 - 1")
         face = self._new_face(session, f"seed {seed}", "random")
