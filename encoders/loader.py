@@ -66,10 +66,13 @@ def load_encoder(path: str | os.PathLike[str] | None = None, device: str | torch
         The encoder in eval mode with gradients disabled; ``latent_avg`` is loaded.
 
     Raises:
-        UserError: no such file, or no default model registered.
+        UserError: an unknown device, no such file, or no default model registered.
         CheckpointError: unreadable or truncated file, or weights that do not fit an e4e encoder
             (the message names the missing/unexpected keys).
     """
+    from stylegan.render import resolve_device  # deferred: rendering pulls in video writing
+
+    device = resolve_device(device)  # an unknown device fails before the file is read
     file = _resolve(path)
     ckpt = read_checkpoint(file)
     encoder = _encoder_from_checkpoint(ckpt, str(file))

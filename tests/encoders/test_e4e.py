@@ -447,3 +447,9 @@ def test_encoder_tensors_are_checked_before_allocation(tmp_path: Path) -> None:
     torch.save({"format": FORMAT_TAG, "config": SMALL.to_dict(), "state_dict": state, "meta": {}}, tmp_path / "e.pt")
     with pytest.raises(CheckpointError, match="NaN or infinite values \\(body.0.res_layer.1.weight\\)"):
         load_encoder(tmp_path / "e.pt")
+
+
+def test_unknown_device_is_a_user_error(tmp_path: Path) -> None:
+    save_encoder(tmp_path / "e.pt", randomized(SMALL))
+    with pytest.raises(UserError, match="unknown device 'banana'"):
+        load_encoder(tmp_path / "e.pt", device="banana")
