@@ -279,7 +279,7 @@ def test_face_index_out_of_range(model_file, tmp_path):
 
 
 @pytest.mark.parametrize("array,match", [
-    (np.zeros((18, 512), np.float32), r"shape \[18, 512\].*\[8, 16\]"),
+    (np.zeros((18, 512), np.float32), r"shape \[18, 512\]"),
     (np.full((8, 16), np.nan, np.float32), "NaN"),
     (np.array(["a", "b"]), "floats"),
 ])
@@ -292,10 +292,10 @@ def test_bad_latents(array, match, generator_file, tmp_path):
 
 def test_pickled_or_garbage_npy_is_refused(tmp_path):
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(UserError, match="not a readable .npy"):
+    with pytest.raises(UserError, match="must hold plain numbers"):  # never numpy's "use allow_pickle"
         load_latent(tmp_path / "obj.npy")
     (tmp_path / "junk.npy").write_bytes(b"\x93NUMPY garbage")
-    with pytest.raises(UserError, match="not a readable .npy"):
+    with pytest.raises(UserError, match=r"junk.npy: .*\.npy"):
         load_latent(tmp_path / "junk.npy")
     w = np.arange(16, dtype=np.float32)
     np.save(tmp_path / "w.npy", w)  # a single w is broadcast to every position
