@@ -260,12 +260,12 @@ def plot_map(coords: dict[str, np.ndarray], thumbnails: Sequence[np.ndarray | No
         pad_y = 0.08 * (np.ptp(xy[:, 1]) or 1.0)
         ax.set_xlim(xy[:, 0].min() - pad_x, xy[:, 0].max() + pad_x)
         ax.set_ylim(xy[:, 1].min() - pad_y, xy[:, 1].max() + pad_y)
-    if values:
+    if values:  # one row under the panels, so it never covers a face or the title
         handles = [Line2D([], [], marker="s", linestyle="", markersize=10, color=color[v], label=v) for v in values]
-        fig.legend(handles=handles, loc="upper right", title="label")
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(values), 10), frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05 if values else 0, 1, 1))
     with atomic_output(dest) as tmp:
         fig.savefig(tmp, format="png")
     return dest
