@@ -136,7 +136,8 @@ def check_not_input(output: str | os.PathLike, inputs: Iterable[str | os.PathLik
     for item in inputs:
         src = Path(item)
         if same_file(out, src):
-            raise UserError(f"{out}: is the input {src}; choose another output name (inputs are never overwritten)")
+            which = "itself" if os.path.abspath(out) == os.path.abspath(src) else f"{src} (the same file)"
+            raise UserError(f"{out}: is the input {which}; choose another output name (inputs are never overwritten)")
         if folder:
             src_resolved, _ = _identity(src)
             if out_resolved in src_resolved.parents:

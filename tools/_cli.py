@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import signal
 import sys
@@ -10,7 +11,8 @@ import threading
 from typing import Callable, Mapping
 
 __all__ = ["run_cli", "Terminated", "flag_names", "add_yes_option", "refine_steps", "add_refine_option",
-           "add_model_options"]
+           "add_model_options", "add_precision_option", "add_threads_option", "threads_value", "default_threads",
+           "apply_threads"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -44,7 +46,7 @@ def _translate(message: str, flags: Mapping[str, str]) -> str:
     def start(match: re.Match) -> str:
         return match.group(1) + flags.get(match.group(2), match.group(2)) + match.group(3)
 
-    message = re.sub(r"(^|; )([a-z_]+)( (?:must|is|has|needs|cannot) )", start, message)
+    message = re.sub(r"(^|; )([a-z_]+)( (?:must|is|has|needs|cannot|applies) )", start, message)
     return re.sub(r"\b([a-z_]+)=True\b", lambda m: flags.get(m.group(1), m.group(0)), message)
 
 
@@ -107,11 +109,85 @@ def refine_steps(text: str) -> int | str:
     return steps
 
 
-def add_refine_option(parser: argparse.ArgumentParser) -> None:
-    """``--refine N|auto``, shared by the tools that invert photos (see :mod:`encoders.refine`)."""
+def _seconds(text: str) -> float:
+    """argparse type for a duration in seconds: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, got {text}")
+    return value
+
+
+def add_refine_option(parser: argparse.ArgumentParser, budget: bool = True) -> None:
+    """``--refine N|auto`` (and ``--refine-budget SECONDS``), shared by the tools that invert photos.
+
+    See :mod:`encoders.refine`: ``auto`` times the first step and takes as many as fit the budget.
+    """
     parser.add_argument("--refine", type=refine_steps, default="auto", metavar="N|auto",
-                        help="optimisation steps that refine each photo's code after encoding; auto = 100 for "
-                             "generators up to 256 px, 0 above (default: auto)")
+                        help="optimisation steps that refine each photo's code after encoding; auto = as many as "
+                             "fit --refine-budget (it times the first step and prints its choice; at most 100) "
+                             "(default: auto)")
+    if budget:
+        parser.add_argument("--refine-budget", type=_seconds, default=20.0, metavar="SECONDS",
+                            help="seconds of refinement per photo for --refine auto (default: 20)")
+
+
+def add_precision_option(parser: argparse.ArgumentParser) -> None:
+    """``--precision auto|fp32|bf16|fp16`` (see :mod:`stylegan.precision`)."""
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+                        help="arithmetic: auto = bf16 on a CPU with native bf16 (AMX or AVX512-BF16; >= 40 dB "
+                             "against fp32), else fp32; fp16 needs CUDA (default: auto)")
+
+
+def threads_value(text: str) -> int | str:
+    """argparse type for ``--threads``: ``auto`` or a count >= 1."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of threads or 'auto', got {text!r}") from None
+    if not 1 <= value <= 1024:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 1024, got {value}")
+    return value
+
+
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    """``--threads N|auto``: CPU threads for torch (see :func:`default_threads`)."""
+    parser.add_argument("--threads", type=threads_value, default="auto", metavar="N|auto",
+                        help="CPU threads; auto = the cores that other processes leave idle (1-minute load "
+                             "average), at least 1 (default: auto)")
+
+
+def default_threads(cores: int | None = None, load: float | None = None) -> int:
+    """The cores this process may use, less those that other processes keep busy; at least 1.
+
+    On a 2-core Sapphire Rapids at load 12-14, a 256 px frame took 3.96 s with 1 thread and
+    7.40 s with 2: OpenMP's threads wait for each other at every op, and a busy machine
+    keeps preempting one of them. On an idle machine all cores help. The 1-minute load
+    average (read before our own work starts) says how many cores others use.
+    """
+    import os
+
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            load = 0.0
+    return max(1, min(cores, int(cores - load + 0.5)))
+
+
+def apply_threads(threads: int | str) -> int:
+    """Set torch's CPU threads from ``--threads`` and return the number used."""
+    import torch  # deferred so that --help never needs torch
+
+    n = default_threads() if threads == "auto" else int(threads)
+    torch.set_num_threads(n)
+    return n
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
