@@ -229,7 +229,7 @@ def test_bomb_message_quotes_our_limit_not_pillows(tmp_path: Path) -> None:
 def test_empty_file_is_called_empty(tmp_path: Path) -> None:
     path = tmp_path / "photo.jpg"
     path.write_bytes(b"")
-    with pytest.raises(UserError, match="empty") as err:
+    with pytest.raises(UserError, match=r"the file is empty \(0 bytes\)") as err:
         load_image(path)
     _assert_one_line_naming(err, path)
 

@@ -65,7 +65,7 @@ def test_single_face_selection_uses_the_sources_table():
 
 @pytest.mark.parametrize("content, match", [
     (b"this is text, not a video\n", "not a video this tool can read"),
-    (b"", "empty"),
+    (b"", "the file is empty (0 bytes)"),
 ])
 def test_morph_check_of_a_non_video_is_one_line(tmp_path, capsys, content, match):
     path = tmp_path / "text.jpg"
@@ -81,5 +81,5 @@ def test_exit_code_is_non_zero_when_every_photo_failed(model_file, tmp_path, cap
     code = main([str(tmp_path / "empty.jpg"), str(tmp_path / "IMG_1.heic"), "--weights", str(model_file), "-q"])
     captured = capsys.readouterr()
     assert code == 1
-    assert "none of the 2 photos could be evaluated" in captured.err and "empty" in captured.err
+    assert "none of the 2 photos could be evaluated" in captured.err and "the file is empty" in captured.err
     assert "HEIC" in captured.out  # the table still says what went wrong with each photo
