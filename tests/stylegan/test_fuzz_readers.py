@@ -28,7 +28,7 @@ import pytest
 import torch
 
 SEED = 20261202
-CASES = 240  # about 4 s of reading on an idle CPU; the cap below stops a slow machine
+CASES = 270  # 30 per maker, about 5 s of reading on an idle CPU; the cap below stops a slow machine
 TIME_CAP_S = 25.0
 CALL_TIMEOUT_S = 10  # a single read taking longer counts as a hang
 
@@ -70,6 +70,52 @@ def _png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
 
 
+def _nvidia_like_pickle(G: torch.nn.Module) -> bytes:
+    """A plain pickle shaped like NVIDIA's ``network-snapshot.pkl`` (persistent objects, module states).
+
+    A stand-in ``torch_utils.persistence`` is put in ``sys.modules`` only while pickling, so the
+    bytes name the global a real snapshot names; its ``module_src`` would exit if anyone ran it.
+    """
+    import sys
+    import types
+    from collections import OrderedDict
+
+    def _reconstruct_persistent_obj(meta: Any) -> None:  # only its name ends up in the pickle
+        raise AssertionError("never called")
+
+    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
+    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
+    module = types.ModuleType("torch_utils.persistence")
+    module._reconstruct_persistent_obj = _reconstruct_persistent_obj  # type: ignore[attr-defined]
+
+    class Persistent:
+        def __init__(self, meta: dict) -> None:
+            self.meta = meta
+
+        def __reduce__(self) -> tuple:
+            return (_reconstruct_persistent_obj, (self.meta,))
+
+    def tree(m: torch.nn.Module) -> Persistent:
+        state = {"_parameters": OrderedDict((k, v.detach()) for k, v in m._parameters.items()),
+                 "_buffers": OrderedDict((k, v) for k, v in m._buffers.items()
+                                         if k not in m._non_persistent_buffers_set),
+                 "_modules": OrderedDict((k, tree(c)) for k, c in m._modules.items()),
+                 "_init_kwargs": {"c_dim": 0, "synthesis_kwargs": {"architecture": "skip"}}}
+        return Persistent({"class_name": f"training.networks.{type(m).__name__}", "state": state,
+                           "module_src": "raise SystemExit('module_src ran')"})
+
+    saved = {k: sys.modules.get(k) for k in ("torch_utils", "torch_utils.persistence")}
+    sys.modules.update({"torch_utils": types.ModuleType("torch_utils"), "torch_utils.persistence": module})
+    try:
+        return pickle.dumps({"G_ema": tree(G), "training_set_kwargs": None}, protocol=2)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+
+
 class Cases:
     """Valid seed files, and makers that derive hostile ones from them."""
 
@@ -94,11 +140,12 @@ class Cases:
         img = Image.fromarray(np.arange(16 * 12 * 3, dtype=np.uint8).reshape(12, 16, 3))
         img.save(png, format="PNG")
         img.save(jpg, format="JPEG")
-        self.valid = [_torch_bytes(self.gen), _torch_bytes(self.enc), _torch_bytes(self.rosinality), npy.getvalue(),
+        self.nvidia = _nvidia_like_pickle(G)
+        self.valid = [self.nvidia, _torch_bytes(self.gen), _torch_bytes(self.enc), _torch_bytes(self.rosinality), npy.getvalue(),
                       png.getvalue(), jpg.getvalue(), pickle.dumps({"G_ema": None, "x": torch.zeros(3)}, protocol=4)]
         self.makers: list[Callable[[random.Random], bytes]] = [
             self.random_bytes, self.mutated, self.npy_header, self.generator_config, self.encoder_config,
-            self.foreign_keys, self.plain_pickle, self.image_header]
+            self.foreign_keys, self.plain_pickle, self.image_header, self.nvidia_mutated]
 
     def random_bytes(self, rng: random.Random) -> bytes:
         prefix = rng.choice([b"", b"PK\x03\x04", b"\x80\x02", b"\x80\x04\x95", b"\x93NUMPY\x01\x00", b"\x89PNG\r\n\x1a\n",
@@ -107,6 +154,9 @@ class Cases:
 
     def mutated(self, rng: random.Random) -> bytes:
         return _mutate(rng, rng.choice(self.valid))
+
+    def nvidia_mutated(self, rng: random.Random) -> bytes:
+        return _mutate(rng, self.nvidia)
 
     def npy_header(self, rng: random.Random) -> bytes:
         descr = rng.choice(["<f4", "<f8", "<f2", ">f4", "|O", "<i8", "<c16", "V8", "|b1", "S5", "<U3",
