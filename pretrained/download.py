@@ -39,7 +39,7 @@ import warnings
 from pathlib import Path
 from typing import BinaryIO
 
-from stylegan.errors import UserError
+from .errors import UserError
 
 from .registry import WeightSpec, get_spec, list_pretrained
 

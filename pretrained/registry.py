@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from stylegan.errors import UserError
+from .errors import UserError
 
 __all__ = [
     "KINDS",

@@ -94,10 +94,6 @@ class GeneratorConfig:
         mapping_lr_mul: equalized-LR multiplier of the mapping MLP (0.01, StyleGAN2 paper).
         img_channels: 3 for RGB.
         conv_clamp: optional clamp of conv activations (NVIDIA uses 256 with fp16).
-        c_dim: number of classes of a conditional generator (0 = unconditional). The label
-            is embedded as in NVIDIA's stylegan2-ada (see :class:`stylegan.networks.MappingNetwork`).
-        class_names: optional names of the ``c_dim`` classes, in label order, saved with the
-            weights so that tools can take ``"female"`` rather than ``0``.
     """
 
     img_resolution: int
@@ -108,13 +104,8 @@ class GeneratorConfig:
     mapping_lr_mul: float = 0.01
     img_channels: int = 3
     conv_clamp: float | None = None
-    c_dim: int = 0
-    class_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "class_names", tuple(str(n) for n in self.class_names))
-        if self.class_names and len(self.class_names) != self.c_dim:
-            raise ValueError(f"class_names must name all {self.c_dim} classes, got {len(self.class_names)}")
         _check_bounds(self)
         r = self.img_resolution
         if r < 4 or r > 1024 or r & (r - 1):
@@ -151,7 +142,6 @@ class GeneratorConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["channels"] = list(self.channels)
-        d["class_names"] = list(self.class_names)
         return d
 
     @classmethod

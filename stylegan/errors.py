@@ -1,17 +1,12 @@
-"""Exceptions that carry a message meant for the user.
+"""Exceptions that carry a message meant for the user (re-exported from :mod:`pretrained.errors`).
 
-Tools catch :class:`UserError` and print ``str(err)`` on one line, then exit
-with a non-zero code; anything else is a bug and keeps its traceback.
+They are defined in the lowest package so that ``pretrained`` needs nothing from
+``stylegan``; this module keeps ``from stylegan.errors import UserError`` working
+with the very same class objects.
 """
 
 from __future__ import annotations
 
+from pretrained.errors import CheckpointError, UserError
+
 __all__ = ["UserError", "CheckpointError"]
-
-
-class UserError(Exception):
-    """Bad input from the user: a missing file, a wrong checkpoint, no face, ..."""
-
-
-class CheckpointError(UserError):
-    """A weights file that cannot be read, or whose contents do not match the model."""
