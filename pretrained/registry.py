@@ -184,20 +184,25 @@ _BUILTIN: tuple[WeightSpec, ...] = (
         name="default",
         kind="toolkit",
         filename="default.pt",
-        size=23131246,
-        sha256="92488d7a193d53547dd7b5c4bd5b7d4ebaee7f9a0a740be14dae0cfe1bfe7a5a",
+        size=23395957,
+        sha256="152786e0e31fce0388bb9c106a91cdc5b486f87c6630e527b0225659d78e4ae0",
         local_path="weights/default.pt",
         license=("weights: this project's; training data All-Age-Faces (no licence stated, research use) and "
                  "UTKFace (non-commercial research only): research and non-commercial use only"),
         source="trained by tools/train_encoder.py (this repository)",
-        description="128 px face autoencoder: e4e-style encoder + StyleGAN2 generator (12 ws of 128)",
+        description=("128 px face autoencoder: e4e-style encoder + StyleGAN2 generator (12 ws of 128), "
+                     "with a Gaussian sampler for random faces"),
         reproduce=("A='--data ../shared/data/train-faces --new-generator 128 --g-channels 256,256,256,128,64,32 "
                    "--w-dim 128 --mapping-layers 4 --enc-input 64 --enc-widths 32,64,128,128 --enc-units 2,2,3,2 "
                    "--joint --batch 16 --threads 1 --run runs/default'; "
                    "python tools/train_encoder.py $A --lr 1e-3 --g-lr 2e-3 --steps 5200 && "
                    "python tools/train_encoder.py $A --lr 4e-4 --g-lr 8e-4 --steps 7000 && "
                    "python tools/train_encoder.py $A --lr 1.5e-4 --g-lr 3e-4 --steps 9122 && "
-                   "python tools/train_encoder.py --export runs/default/best.pt pretrained/weights/default.pt --fp16"),
+                   "python tools/train_encoder.py --export runs/default/best.pt runs/default/export.pt --fp16 && "
+                   # random faces: its mapping was never trained, so a Gaussian fitted to the encoded faces replaces it
+                   "python tools/learn_directions.py --weights runs/default/export.pt --labels "
+                   "../shared/data/train-faces/labels.csv ../shared/data/train-faces/utk_labels.csv --sampler "
+                   "--cache runs/codes.pt -o pretrained/weights/default.pt"),
     ),
 )
 

@@ -94,6 +94,9 @@ class GeneratorConfig:
         mapping_lr_mul: equalized-LR multiplier of the mapping MLP (0.01, StyleGAN2 paper).
         img_channels: 3 for RGB.
         conv_clamp: optional clamp of conv activations (NVIDIA uses 256 with fp16).
+        mapping_kind: "mlp" (the StyleGAN mapping network) or "gaussian" (a Gaussian fitted
+            to encoded faces, :class:`stylegan.editing.GaussianMapping`, for a model whose
+            mapping network was never trained).
     """
 
     img_resolution: int
@@ -104,8 +107,11 @@ class GeneratorConfig:
     mapping_lr_mul: float = 0.01
     img_channels: int = 3
     conv_clamp: float | None = None
+    mapping_kind: str = "mlp"
 
     def __post_init__(self) -> None:
+        if self.mapping_kind not in MAPPING_KINDS:
+            raise ValueError(f"mapping_kind must be one of {MAPPING_KINDS}, got {self.mapping_kind!r:.40}")
         _check_bounds(self)
         r = self.img_resolution
         if r < 4 or r > 1024 or r & (r - 1):

@@ -291,6 +291,10 @@ class Generator(nn.Module):
         self.img_resolution, self.img_channels, self.num_ws = config.img_resolution, config.img_channels, config.num_ws
         self.mapping = MappingNetwork(config.z_dim, config.w_dim, config.num_ws, config.mapping_layers,
                                       config.mapping_lr_mul)
+        if config.mapping_kind == "gaussian":  # a fitted sampler replaces a mapping that was never trained
+            from .editing.sampler import GaussianMapping
+
+            self.mapping = GaussianMapping(config.z_dim, config.w_dim, config.num_ws)
         self.synthesis = SynthesisNetwork(config)
 
     @property

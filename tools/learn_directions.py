@@ -19,6 +19,9 @@ examples:
   python tools/learn_directions.py --labels DATA/labels.csv DATA/utk_labels.csv \\
       --column age --positive '>50' --negative '<20' --condition-on gender.pt \\
       --name age --cache runs/codes.pt -o age.pt
+  # random faces: fit the model's sampler (z -> W+) to the codes of every listed face
+  python tools/learn_directions.py --labels DATA/labels.csv DATA/utk_labels.csv --sampler \
+      --cache runs/codes.pt -o model_with_sampler.pt
   # labelled photos that are not aligned yet
   python tools/learn_directions.py --labels photos/smiles.csv --column smiling --align -o smile.pt
 
@@ -38,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sgm-learn-directions", description=__doc__, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--labels", nargs="+", required=True, metavar="CSV", help="label CSV files (see below)")
-    p.add_argument("--column", nargs="+", required=True, metavar="COL", help="label column, one or one per CSV")
+    p.add_argument("--column", nargs="+", default=None, metavar="COL",
+                   help="label column, one or one per CSV (required unless --sampler)")
     p.add_argument("--positive", nargs="+", default=["1"], metavar="RULE",
                    help="rule for the attribute's side, e.g. 1 or '>50' (default: 1)")
     p.add_argument("--negative", nargs="+", default=["0"], metavar="RULE",
@@ -56,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "direction (default: 0.01)")
     p.add_argument("--min-accuracy", type=float, default=None, help="fail when held-out accuracy is lower")
     p.add_argument("--cache", default=None, metavar="FILE.pt", help="codes cache, created if missing")
+    p.add_argument("--sampler", action="store_true",
+                   help="instead of a direction: write a copy of the model whose mapping is a Gaussian fitted to "
+                        "the codes of every face in the CSVs, so random z give faces (for a model whose mapping "
+                        "network was never trained)")
     p.add_argument("--align", action="store_true", help="FFHQ-align each photo first (slow; for raw photos)")
     add_model_options(p)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
@@ -77,6 +85,8 @@ def _per_csv(values: list[str], n: int, flag: str) -> list[str]:
 def _validate(args: argparse.Namespace) -> None:
     from stylegan.errors import UserError
 
+    if args.column is None and not args.sampler:
+        raise UserError("--column is required (or --sampler)")
     if not 0 < args.val_fraction < 1:
         raise UserError(f"--val-fraction must be between 0 and 1, got {args.val_fraction}")
     if not args.C > 0:
@@ -173,13 +183,54 @@ def _encode(files: list[Path], G, E, args: argparse.Namespace, model_key: str) -
                 _write_cache(cache, model_key, codes)  # resumable after an interruption
     finally:
         bar.close()
-        _write_cache(cache, model_key, codes)
+        if todo:  # only when something new was encoded: the cache can be large
+            _write_cache(cache, model_key, codes)
     if skipped:
         print(f"no face found in {len(skipped)} photos (left out): {', '.join(skipped[:5])}"
               f"{', ...' if len(skipped) > 5 else ''}", file=sys.stderr)
     if not codes:
         raise UserError("no codes to learn from")
     return codes
+
+
+def _fit_sampler(files: list[Path], G, E, args: argparse.Namespace, weights, argv: list[str]) -> int:
+    """Write a copy of the model file whose mapping is a Gaussian fitted to the codes of ``files``.
+
+    The file is edited as data: only the generator's config (``mapping_kind``) and its
+    ``mapping.*`` tensors change; encoder, synthesis weights and metadata are kept as stored.
+    """
+    import torch
+
+    from encoders.morph import resolve_model
+    from stylegan.checkpoint import atomic_torch_save, read_checkpoint
+    from stylegan.editing import fit_gaussian_mapping, model_fingerprint
+    from stylegan.errors import UserError
+
+    source = resolve_model(weights)
+    if source.resolve() == Path(args.output).resolve():
+        raise UserError("--output must not be the model file it starts from")
+    ckpt = read_checkpoint(source)
+    part = ckpt.get("generator") if isinstance(ckpt, dict) and "generator" in ckpt else ckpt
+    if not isinstance(part, dict) or not {"config", "state_dict"} <= set(part):
+        raise UserError(f"{source}: --sampler needs one of this toolkit's own model files")
+    codes = _encode(files, G, E, args, f"{source.name}:{model_fingerprint(G)}")
+    ws = torch.stack([codes[str(f.resolve())] for f in files if str(f.resolve()) in codes]).float()
+    state = fit_gaussian_mapping(ws, G.z_dim)
+    sd = {k: v for k, v in part["state_dict"].items() if not k.startswith("mapping.")}
+    dtype = next(v.dtype for v in sd.values() if v.is_floating_point())
+    sd.update({f"mapping.{k}": v.to(dtype) for k, v in state.items()})
+    part["state_dict"], part["config"] = sd, {**part["config"], "mapping_kind": "gaussian"}
+    meta = ckpt.setdefault("meta", {}) if isinstance(ckpt.get("meta", {}), dict) else {}
+    meta["sampler"] = (f"Gaussian in the PCA basis ({G.z_dim} components) of {len(ws)} encoded faces; "
+                       "python tools/learn_directions.py " + " ".join(shlex.quote(a) for a in argv))
+    atomic_torch_save(ckpt, args.output)
+    from stylegan import load_generator
+
+    G2 = load_generator(args.output)  # check: it loads, and psi = 0 gives the mean code
+    mean = G2.mapping(torch.zeros(1, G2.z_dim), truncation_psi=0.0)[0]
+    assert torch.allclose(mean, G2.mapping.w_avg), "psi = 0 must give the mean code"
+    print(f"sampler fitted to {len(ws)} faces; wrote {args.output}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,7 +250,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from stylegan.training.dataset import read_identity_labels, split_by_identity
 
     n = len(args.labels)
-    columns = _per_csv(args.column, n, "--column")
+    columns: list = [None] * n if args.sampler else _per_csv(args.column, n, "--column")  # sampler: every row
     positives = [parse_rule(r, "--positive") for r in _per_csv(args.positive, n, "--positive")]
     negatives = [parse_rule(r, "--negative") for r in _per_csv(args.negative, n, "--negative")]
     where = [parse_where(w, "--where") for w in args.where]
@@ -208,7 +259,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     for csv_path, col, pos, neg in zip(args.labels, columns, positives, negatives):
         found = read_labels(csv_path, col, pos, neg, where)
         if not found:
-            raise UserError(f"{csv_path}: no row of {col} matches {pos} or {neg}")
+            raise UserError(f"{csv_path}: no row of {col} matches {pos} or {neg}" if col else f"{csv_path}: no rows")
         rows += found
         ids.update(read_identity_labels(Path(csv_path).parent))
     missing = [str(r.path) for r in rows if not r.path.is_file()]
@@ -217,10 +268,12 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     label_of = {r.path: r.label for r in rows}
     if len(label_of) != len(rows):
         raise UserError("a file is listed more than once in the label CSVs")
-    train, val = split_by_identity(sorted(label_of), args.val_fraction, ids)
     device = resolve_device(args.device)
     weights = args.model or args.weights
     G, E = load_models(weights, device, need_encoder=True)
+    if args.sampler:
+        return _fit_sampler(sorted(label_of), G, E, args, weights, argv)
+    train, val = split_by_identity(sorted(label_of), args.val_fraction, ids)
     conditions = [load_direction(c, model=G) for c in args.condition_on]
     model_key = f"{resolve_model(weights).name}:{model_fingerprint(G)}"
     codes = _encode(sorted(label_of), G, E, args, model_key)

@@ -12,8 +12,9 @@ very different scales (the official FFHQ W has a per-dimension std of about 1,
 the default 128 px model's encoded codes about 0.15). A strength of +3 should
 mean "a strong edit" on both, so each direction carries the step that one unit
 of strength moves: 1 for e4e's InterFaceGAN files (their factors keep their
-published meaning) and the codes' standard deviation along the direction for
-the directions learned or computed here.
+published meaning), the gap between the two classes' mean codes for directions
+learned here (strength 1 = the average young-to-old difference), and the codes'
+standard deviation along the direction for PCA and SeFa components.
 """
 
 from __future__ import annotations

@@ -93,8 +93,10 @@ def learn_direction(codes: torch.Tensor, labels: Sequence[int] | np.ndarray | to
         metadata: extra entries stored with the direction.
 
     Returns:
-        A :class:`Direction` with unit ``vector``; ``scale`` is the std of all the codes
-        along it (so strength 1 is one std); metadata holds ``val_accuracy``,
+        A :class:`Direction` with unit ``vector``; ``scale`` is the distance between the
+        two classes' mean codes along it (strength 1 moves a code by the average
+        difference between the classes; the std of the codes if that gap is not
+        positive, as with random labels); metadata holds ``val_accuracy``,
         ``train_accuracy``, counts and, when conditioned, ``conditioned_on``. For a
         conditional direction the accuracy is that of the projected normal.
 
@@ -155,9 +157,17 @@ def learn_direction(codes: torch.Tensor, labels: Sequence[int] | np.ndarray | to
     acc_va = float(((x_va @ unit.numpy() > offset) == y_va).mean())
     if min_accuracy is not None and acc_va < min_accuracy:
         raise UserError(f"{name}: held-out accuracy {acc_va:.3f} is below min_accuracy {min_accuracy}")
-    scale = float(np.std(np.concatenate([x_tr, x_va]) @ unit.numpy()))
+    # One unit of strength = the gap between the class means along the direction: +1 moves a
+    # face by the average difference between the two sides (young -> old), which on every
+    # model is a visible but natural change; the std along it is kept in the metadata.
+    proj = np.concatenate([x_tr, x_va]) @ unit.numpy()
+    y_all = np.concatenate([y_tr, y_va])
+    gap = float(proj[y_all == 1].mean() - proj[y_all == 0].mean())
+    std = float(proj.std())
+    scale = gap if gap > 0 else std
     meta = {"val_accuracy": acc_va, "train_accuracy": acc_tr, "num_train": int(len(y_tr)), "num_val": int(len(y_va)),
-            "num_positive": int(y_tr.sum() + y_va.sum()), "offset": float(offset), "C": float(C)}
+            "num_positive": int(y_tr.sum() + y_va.sum()), "offset": float(offset), "C": float(C),
+            "unit": "class-mean gap" if gap > 0 else "std", "std": std}
     if conds:
         meta["conditioned_on"] = [d.name for d in conds]
     meta.update(metadata or {})

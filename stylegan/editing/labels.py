@@ -68,8 +68,9 @@ def parse_where(text: str, name: str = "where") -> tuple[str, LabelRule]:
     return m.group(1), parse_rule(m.group(2) + m.group(3), name)
 
 
-def read_labels(csv_path: str | os.PathLike, column: str, positive: LabelRule, negative: LabelRule,
-                where: Sequence[tuple[str, LabelRule]] = ()) -> list[LabelledFile]:
+def read_labels(csv_path: str | os.PathLike, column: str | None, positive: LabelRule | None = None,
+                negative: LabelRule | None = None, where: Sequence[tuple[str, LabelRule]] = ()
+                ) -> list[LabelledFile]:
     """The rows of one CSV that a rule labels, with paths resolved against the CSV's folder.
 
     Rows with an empty value are skipped (UTKFace has a few); a value matching both
@@ -88,21 +89,26 @@ def read_labels(csv_path: str | os.PathLike, column: str, positive: LabelRule, n
         fields = reader.fieldnames or []
         if "file" not in fields:
             raise UserError(f"{path}: needs a 'file' column (found {', '.join(fields) or 'none'})")
-        for col in [column, *(c for c, _ in where)]:
+        for col in [*([column] if column is not None else []), *(c for c, _ in where)]:
             if col not in fields:
                 raise UserError(f"{path}: no column {col!r} (found {', '.join(fields)})")
         for i, row in enumerate(reader):
             if i >= MAX_ROWS:
                 raise UserError(f"{path}: more than {MAX_ROWS} rows")
+            if not row.get("file") or not all(_passes(row.get(c), rule) for c, rule in where):
+                continue
+            if column is None:
+                out.append(LabelledFile(path.parent / row["file"], 0, path))
+                continue
             text = (row.get(column) or "").strip()
-            if not text or not row.get("file"):
+            if not text:
                 continue
             try:
                 value = float(text)
             except ValueError:
                 raise UserError(f"{path}, row {i + 2}: {column} is {text!r}, not a number") from None
-            if not all(_passes(row.get(c), rule) for c, rule in where):
-                continue
+            if positive is None or negative is None:
+                raise ValueError("read_labels needs positive and negative rules with a column")
             pos, neg = positive(value), negative(value)
             if pos and neg:
                 raise UserError(f"{path}, row {i + 2}: {column} = {text} matches both the positive rule "
