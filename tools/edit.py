@@ -7,7 +7,8 @@ import math
 import re
 import sys
 
-from tools._cli import add_model_options, add_refine_option, run_cli
+from tools._cli import (add_model_options, add_precision_option, add_refine_option, add_threads_option, apply_threads,
+                        run_cli)
 
 EPILOG = """\
 examples:
@@ -70,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="strengths of the sheet's columns; write --strengths=-2,0,2 "
                              f"(default: {DEFAULT_STRENGTHS})")
     add_model_options(parser)
-    add_refine_option(parser)
+    add_refine_option(parser, budget=False)  # photo codes come from the code cache, keyed by the step count
+    add_precision_option(parser)
+    add_threads_option(parser)
     parser.add_argument("--face-index", type=int, default=None, metavar="N",
                         help="which face in each photo, 0 = largest (default: 0)")
     parser.add_argument("--trunc", type=float, default=0.7, help="truncation of seed:N faces (default: 0.7)")
@@ -217,6 +220,10 @@ def _run(mode: str, args: argparse.Namespace, log) -> list[str]:
 
     weights = args.weights or args.model
     dev = resolve_device(args.device)
+    from stylegan.precision import check_precision
+
+    precision = check_precision(args.precision, dev)  # "auto" is resolved for this model when it renders
+    apply_threads(args.threads)
     check_model(weights)
     wanted = list(dict.fromkeys(args.inputs + ([args.mix] if args.mix else []) + list(args.arith or [])))
     reads = check_inputs(wanted)
@@ -247,7 +254,7 @@ def _run(mode: str, args: argparse.Namespace, log) -> list[str]:
             extra = f", held-out accuracy {acc:.1%}" if isinstance(acc, (int, float)) else ""
             where = "W+" if d.is_wplus else "W"
             layers = f", layers {','.join(map(str, d.layers))}" if d.layers else ""
-            lines.append(f"{name:12s} {where} {d.source}{layers}{extra}")
+            lines.append(f"{name:16s} {where} {d.source}{layers}{extra}")
         return lines
 
     directions = [direction(spec) for spec in args.direction]
@@ -287,13 +294,14 @@ def _run(mode: str, args: argparse.Namespace, log) -> list[str]:
                                          face_index=args.face_index, truncation_psi=args.trunc, device=dev)))
 
     def render(ws: torch.Tensor):
-        return render_images(G, ws, batch_size=args.batch_size, size=args.size, progress=not args.quiet)
+        return render_images(G, ws, batch_size=args.batch_size, size=args.size, progress=not args.quiet,
+                             precision=precision)
 
     if mode == "sweep":
         seqs = torch.stack([sweep_codes(codes[item], directions[0], args.strength, args.steps, layers, args.loop)
                             for item in args.inputs])
         frames = render_side_by_side(G, seqs, dest, fps=args.fps, size=args.size, batch_size=args.batch_size,
-                                     progress=not args.quiet)
+                                     progress=not args.quiet, precision=precision)
         return [f"wrote {dest} ({frames} frames, strength {-abs(args.strength):+g} .. {abs(args.strength):+g})"]
 
     if mode == "sheet":
