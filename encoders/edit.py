@@ -211,13 +211,13 @@ def labelled_grid(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], 
 
 def render_side_by_side(G: torch.nn.Module, sequences: torch.Tensor, path: str | os.PathLike, *, fps: float = 15,
                         size: int | None = None, batch_size: int = 4, noise_mode: str = "const",
-                        progress: bool = True) -> int:
+                        progress: bool = True, precision: str | torch.dtype = "fp32") -> int:
     """Render K code sequences of equal length side by side into one video (MP4, GIF or PNG frames).
 
     Args:
         sequences: [K, T, num_ws, w_dim], e.g. one :func:`sweep_codes` per input face.
         path: ``.mp4``, ``.gif`` or a folder (see :func:`stylegan.video.open_writer`); atomic.
-        fps, size, batch_size, noise_mode, progress: as for :func:`stylegan.render.render_frames`.
+        fps, size, batch_size, noise_mode, progress, precision: as for :func:`stylegan.render.render_frames`.
 
     Returns:
         The number of frames (T).
@@ -228,7 +228,7 @@ def render_side_by_side(G: torch.nn.Module, sequences: torch.Tensor, path: str |
     k, t = sequences.shape[:2]
     flat = sequences.transpose(0, 1).reshape(k * t, *sequences.shape[2:])  # time-major: frame 0 of every face, ...
     frames = render_frames(G, flat, batch_size=batch_size, noise_mode=noise_mode, size=size, progress=progress,
-                           desc="sweep")
+                           desc="sweep", precision=precision)
     with open_writer(path, fps=fps) as writer:
         row: list[np.ndarray] = []
         for frame in frames:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from .errors import UserError
 from .interpolation import interpolation_path
+from .precision import autocast, resolve_precision
 from .video import DEFAULT_CRF, write_video
 
 __all__ = [
@@ -119,7 +120,8 @@ def _batches(items: Iterable[torch.Tensor], batch_size: int) -> Iterator[list[to
 
 def render_frames(G: torch.nn.Module, ws_iter: Iterable[torch.Tensor], batch_size: int = 4,
                   noise_mode: str = "const", size: Size = None, device: str | torch.device | None = None,
-                  progress: bool = True, total: int | None = None, desc: str = "rendering") -> Iterator[np.ndarray]:
+                  progress: bool = True, total: int | None = None, desc: str = "rendering",
+                  precision: str | torch.dtype = "fp32") -> Iterator[np.ndarray]:
     """Synthesise one uint8 frame per code, ``batch_size`` codes at a time.
 
     Codes are pulled from ``ws_iter`` lazily, so a lazy path (e.g.
@@ -135,6 +137,8 @@ def render_frames(G: torch.nn.Module, ws_iter: Iterable[torch.Tensor], batch_siz
         progress: show a tqdm bar on stderr.
         total: frame count for the bar; default ``len(ws_iter)`` when it has one.
         desc: label of the bar.
+        precision: ``"fp32"`` (default, exact), ``"auto"``, ``"bf16"`` or ``"fp16"``
+            (see :mod:`stylegan.precision`); weights stay float32.
 
     Yields:
         uint8 [H, W, 3] RGB frames, in order.
@@ -152,6 +156,7 @@ def render_frames(G: torch.nn.Module, ws_iter: Iterable[torch.Tensor], batch_siz
     if dev != param.device:
         G.to(dev)
     dtype = param.dtype
+    compute = resolve_precision(precision, dev, model=G)
     expected = (G.num_ws, G.w_dim)
     if total is None and hasattr(ws_iter, "__len__"):
         total = len(ws_iter)
@@ -162,7 +167,7 @@ def render_frames(G: torch.nn.Module, ws_iter: Iterable[torch.Tensor], batch_siz
                 if tuple(w.shape) != expected:
                     raise ValueError(f"each code must be [{expected[0]}, {expected[1]}] for this generator, "
                                      f"got {tuple(w.shape)}")
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast(compute, dev):
                 ws = torch.stack([w.to(dev, dtype) for w in chunk])  # [b, num_ws, w_dim]
                 check_codes(ws)  # NaN in must not become a silent black or NaN video
                 images = G.synthesis(ws, noise_mode=noise_mode)  # [b, 3, R, R]
@@ -178,14 +183,15 @@ def render_frames(G: torch.nn.Module, ws_iter: Iterable[torch.Tensor], batch_siz
 def render_video(G: torch.nn.Module, ws_iter: Iterable[torch.Tensor], path: str | os.PathLike, *, fps: float = 30,
                  crf: int = DEFAULT_CRF, batch_size: int = 4, noise_mode: str = "const", size: Size = None,
                  device: str | torch.device | None = None, progress: bool = True,
-                 compose: Callable[[int, np.ndarray], np.ndarray] | None = None, preset: str = "medium") -> int:
+                 compose: Callable[[int, np.ndarray], np.ndarray] | None = None, preset: str = "medium",
+                 precision: str | torch.dtype = "fp32") -> int:
     """Render codes straight into a video file or frames folder, one batch in memory at a time.
 
     The destination is checked before the first frame is rendered, and written
     atomically: an error or Ctrl-C leaves nothing at ``path`` (see :mod:`stylegan.video`).
 
     Args:
-        G, ws_iter, batch_size, noise_mode, size, device, progress: see :func:`render_frames`.
+        G, ws_iter, batch_size, noise_mode, size, device, progress, precision: see :func:`render_frames`.
         path: ``.mp4``, ``.gif`` or a folder name.
         fps, crf, preset: see :func:`stylegan.video.open_writer`.
         compose: optional ``f(frame_index, frame) -> frame`` applied before writing
@@ -195,17 +201,17 @@ def render_video(G: torch.nn.Module, ws_iter: Iterable[torch.Tensor], path: str 
         The number of frames written.
     """
     frames: Iterable[np.ndarray] = render_frames(G, ws_iter, batch_size=batch_size, noise_mode=noise_mode,
-                                                 size=size, device=device, progress=progress)
+                                                 size=size, device=device, progress=progress, precision=precision)
     if compose is not None:
         frames = (compose(i, f) for i, f in enumerate(frames))
     return write_video(frames, path, fps=fps, crf=crf, preset=preset)
 
 
 def render_images(G: torch.nn.Module, ws: torch.Tensor, batch_size: int = 4, noise_mode: str = "const",
-                  size: Size = None, progress: bool = False) -> np.ndarray:
+                  size: Size = None, progress: bool = False, precision: str | torch.dtype = "fp32") -> np.ndarray:
     """Render a few codes [N, num_ws, w_dim] to uint8 [N, H, W, 3] (all in memory; for grids and previews)."""
     return np.stack(list(render_frames(G, ws, batch_size=batch_size, noise_mode=noise_mode, size=size,
-                                       progress=progress)))
+                                       progress=progress, precision=precision)))
 
 
 def seeds_to_z(seeds: Sequence[int], z_dim: int) -> torch.Tensor:
@@ -222,7 +228,8 @@ def seeds_to_z(seeds: Sequence[int], z_dim: int) -> torch.Tensor:
 
 
 def render_seeds(G: torch.nn.Module, seeds: Sequence[int], truncation_psi: float = 1.0, batch_size: int = 4,
-                 noise_mode: str = "const", size: Size = None, progress: bool = True) -> np.ndarray:
+                 noise_mode: str = "const", size: Size = None, progress: bool = True,
+                 precision: str | torch.dtype = "fp32") -> np.ndarray:
     """Random faces for the given seeds (see :func:`seeds_to_z`).
 
     Returns:
@@ -230,7 +237,7 @@ def render_seeds(G: torch.nn.Module, seeds: Sequence[int], truncation_psi: float
     """
     path = MappedPath(G, seeds_to_z(seeds, G.z_dim), truncation_psi)
     return np.stack(list(render_frames(G, path, batch_size=batch_size, noise_mode=noise_mode, size=size,
-                                       progress=progress, desc="faces")))
+                                       progress=progress, desc="faces", precision=precision)))
 
 
 class MappedPath:

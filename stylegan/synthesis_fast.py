@@ -69,13 +69,26 @@ def _full_precision(x: torch.Tensor) -> ContextManager[Any]:
     return contextlib.nullcontext()
 
 
+def _layout(wf: torch.Tensor, gain: float, up: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """gain * weight in the layout its conv reads, and the squared tap sums [O, I].
+
+    The up-sampling layer's transposed conv reads [I, O, k, k]; handing it that layout in
+    channels_last, rather than a transposed view, saves oneDNN a reorder per call (a 512
+    -> 512 layer at 32^2: 236 ms against 386 ms, measured under load).
+    """
+    wg = wf * gain
+    wsq = wg.square().sum(dim=[2, 3])  # [O, I]
+    if up:
+        wg = wg.transpose(0, 1)  # [I, O, k, k]
+    return wg.contiguous(memory_format=torch.channels_last), wsq
+
+
 def _prepared_weight(layer: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """(gain * weight in channels_last [O, I, k, k], its squared tap sums [O, I]), cached when possible."""
+    """(gain * weight, channels_last, [O, I, k, k] or for ``up`` [I, O, k, k]; squared tap sums [O, I]), cached."""
     weight = layer.weight
     wf = weight if weight.dtype in (torch.float32, torch.float64) else weight.float()
     if torch.is_grad_enabled() and weight.requires_grad:  # training: the graph needs the real ops
-        wg = (wf * layer.weight_gain).contiguous(memory_format=torch.channels_last)
-        return wg, wg.square().sum(dim=[2, 3])
+        return _layout(wf, layer.weight_gain, layer.up)
     # Tensors made in inference mode cannot be saved for a backward pass later (refinement),
     # so the mode is part of the key.
     key = (weight.data_ptr(), weight._version, weight.device, weight.dtype, layer.weight_gain,
@@ -83,8 +96,7 @@ def _prepared_weight(layer: Any) -> tuple[torch.Tensor, torch.Tensor]:
     cache = getattr(layer, "_fast_weight_cache", None)
     if cache is None or cache[0] != key:
         with torch.no_grad():
-            wg = (wf * layer.weight_gain).contiguous(memory_format=torch.channels_last)
-            cache = (key, wg, wg.square().sum(dim=[2, 3]))
+            cache = (key, *_layout(wf, layer.weight_gain, layer.up))
         layer._fast_weight_cache = cache
     return cache[1], cache[2]
 
@@ -117,16 +129,18 @@ def synthesis_layer_fast(layer: Any, x: torch.Tensor, w: torch.Tensor, noise_mod
     cdt = _compute_dtype(x)
     with _full_precision(x):
         styles = layer.affine(w.float() if cdt != w.dtype else w)  # [1, I]
-        wg, wsq = _prepared_weight(layer)  # [O, I, k, k], [O, I]
+        wg, wsq = _prepared_weight(layer)  # [O, I, k, k] ([I, O, k, k] for up), [O, I]
         s = styles.reshape(-1).to(wg.dtype)  # [I]
         # demodulation: sum over (I, k, k) of (w * s)^2 = (sum_k w^2) @ s^2
         d = (wsq @ s.square() + 1e-8).rsqrt() * LRELU_GAIN  # [O]
         o, i = wsq.shape
-        wm = wg * (d[:, None] * s[None, :]).reshape(o, i, 1, 1)  # one pass; keeps channels_last
+        scale = d[:, None] * s[None, :]  # [O, I]
+        # one pass over the weight; keeps channels_last
+        wm = wg * (scale.t().reshape(i, o, 1, 1) if layer.up else scale.reshape(o, i, 1, 1))
         bias = layer.bias.to(wg.dtype) * LRELU_GAIN
         xin = x.to(cdt)
         if layer.up:
-            y = F.conv_transpose2d(xin, wm.to(cdt).transpose(0, 1), stride=2)
+            y = F.conv_transpose2d(xin, wm.to(cdt), stride=2)
             # 2H+1 samples -> 2H by the [1,3,3,1] filter (gain 4 after zero insertion)
             y = _fir_with_bias(y.to(wg.dtype), layer.resample_filter, bias)
         else:

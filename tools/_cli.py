@@ -125,9 +125,10 @@ def add_refine_option(parser: argparse.ArgumentParser, budget: bool = True) -> N
 
     See :mod:`encoders.refine`: ``auto`` times the first step and takes as many as fit the budget.
     """
+    auto = ("as many as fit --refine-budget (it times the first step and prints its choice; at most 100)"
+            if budget else "100 for generators up to 256 px, 0 above")
     parser.add_argument("--refine", type=refine_steps, default="auto", metavar="N|auto",
-                        help="optimisation steps that refine each photo's code after encoding; auto = as many as "
-                             "fit --refine-budget (it times the first step and prints its choice; at most 100) "
+                        help=f"optimisation steps that refine each photo's code after encoding; auto = {auto} "
                              "(default: auto)")
     if budget:
         parser.add_argument("--refine-budget", type=_seconds, default=20.0, metavar="SECONDS",

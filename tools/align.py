@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import run_cli
+from tools._cli import add_threads_option, apply_threads, run_cli
 
 EPILOG = """\
 examples:
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "4 x --size is faster and within 3 grey levels)")
     parser.add_argument("--list", action="store_true",
                         help="print the faces found (index, box, area, score) and exit")
+    add_threads_option(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     return parser
 
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("-o/--output is required (or use --list)")
 
     def body() -> None:
+        apply_threads(args.threads)
         from stylegan.fileio import check_input_file, check_not_input
         from stylegan.limits import check_size
         from stylegan.video import check_image_name, check_output_path

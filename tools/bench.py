@@ -15,7 +15,7 @@ import torch
 from stylegan.errors import UserError
 from stylegan.fileio import atomic_output
 from stylegan.ops.benchmark import default_variants, format_table, run_benchmark
-from tools._cli import run_cli
+from tools._cli import add_precision_option, add_refine_option, add_threads_option, apply_threads, run_cli
 
 __all__ = ["main", "build_parser"]
 
@@ -25,11 +25,18 @@ examples:
   sgm-bench --resolutions 256 --repeats 3 -q
   python tools/bench.py --variants ref-fp32 fast-fp32 fast-bf16 --json bench.json
   sgm-bench --device cuda                     # adds the compiled CUDA ops (built on first use)
+  sgm-bench --e2e --resolutions 256 1024 --threads 2   # two photos to a 60-step MP4, time per stage
 
 Variants are IMPL-PRECISION[-cl]: IMPL is ref (readable reference ops), fast (the
 PyTorch default) or cuda (compiled kernels); PRECISION is fp32, or bf16/fp16 through
 torch.autocast; -cl runs channels_last. The first variant is the baseline of the
 speed-up and PSNR columns. Weights are random with the official FFHQ shapes.
+The table also gives each variant's GFLOP/s and its share of this machine's
+3x3 conv rate in the same precision, measured in the same run.
+
+--e2e times a whole morph instead (align, encode with the full IR-SE50, refine,
+synthesis, MP4) of two photos (default: the bundled examples) with official-size
+random weights built in memory, and prints where the time goes.
 """
 
 
@@ -54,7 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=_positive_int, default=5, help="timed frames per variant (median reported)")
     p.add_argument("--warmup", type=int, default=1, help="untimed frames per variant first")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda if available")
-    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's)")
+    add_threads_option(p)
+    p.add_argument("--e2e", action="store_true", help="time a whole morph per resolution instead of frames")
+    p.add_argument("--photos", nargs="+", type=Path, default=None, metavar="PHOTO",
+                   help="--e2e: photos to morph (default: the two bundled examples)")
+    p.add_argument("--steps", type=_positive_int, default=60, help="--e2e: frames per transition")
+    add_refine_option(p)
+    add_precision_option(p)
+    p.add_argument("--output", type=Path, default=Path("bench_e2e.mp4"), metavar="PATH",
+                   help="--e2e: the video written (replaced at each resolution)")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the latent")
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the table")
@@ -65,6 +80,48 @@ def _write_json(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2))
+
+
+def _e2e(args: argparse.Namespace, threads: int) -> int:
+    import os
+
+    from encoders.speed import format_e2e, run_e2e
+
+    examples = Path(__file__).resolve().parents[1] / "pretrained" / "examples"
+    photos = args.photos or sorted(p for p in examples.iterdir() if p.suffix.lower() in (".jpg", ".png"))[:2]
+    if args.output.suffix.lower() != ".mp4":
+        raise UserError("--output must be an .mp4 file")
+    if any(args.output.resolve() == Path(p).resolve() for p in photos):
+        raise UserError("--output may not be one of the photos")
+    say = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    results = []
+    for res in args.resolutions:
+        results.append(run_e2e(photos, res, args.output, steps=args.steps, refine=args.refine,
+                               refine_budget=args.refine_budget, precision=args.precision, seed=args.seed, log=say))
+    print(f"{_cpu_name()}, {threads} thread(s), load average {os.getloadavg()[0]:.1f} at the end")
+    print(format_e2e(results))
+    if args.json:
+        _write_json(args.json, {"e2e": [r.to_dict() for r in results], "threads": threads,
+                                "torch": torch.__version__, "cpu": _cpu_name()})
+    return 0
+
+
+def _cpu_name() -> str:
+    """The CPU's model name (Linux), else the platform's processor string, and whether it has native bf16."""
+    import platform
+
+    from stylegan.precision import cpu_has_native_bf16
+
+    name = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return name + (" (native bf16: AMX or AVX512-BF16)" if cpu_has_native_bf16() else " (no native bf16)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,13 +140,17 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError("--device cuda, but no CUDA GPU is visible")
         device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                               "cpu" if args.device == "auto" else args.device)
-        if args.threads:
-            torch.set_num_threads(args.threads)
+        threads = apply_threads(args.threads)
+        if args.e2e:
+            return _e2e(args, threads)
         variants = args.variants or default_variants(device)
         progress = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
         results = run_benchmark(args.resolutions, variants, repeats=args.repeats, warmup=args.warmup,
                                 device=device, seed=args.seed, progress=progress)
         print(format_table(results))
+        import os
+
+        print(f"{_cpu_name()}, {threads} thread(s), load average {os.getloadavg()[0]:.1f} at the end")
         if args.json:
             _write_json(args.json, {
                 "device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),

@@ -13,7 +13,7 @@ import math
 import sys
 from pathlib import Path
 
-from tools._cli import add_model_options, add_refine_option, run_cli
+from tools._cli import add_model_options, add_refine_option, add_threads_option, apply_threads, run_cli
 
 EPILOG = """examples:
   python tools/evaluate.py ../shared/data/faces --single-only --sheet sheet.png --json scores.json
@@ -30,11 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--single-only", action="store_true",
                    help="for a folder with a SOURCES.md table (like ../shared/data/faces): only its single-face photos")
     p.add_argument("--size", type=int, default=256, help="evaluation size (default 256)")
-    add_refine_option(p)
+    add_refine_option(p, budget=False)  # evaluation keeps a fixed step count per generator size
     p.add_argument("--sheet", help="write a contact sheet PNG (input | reconstruction)")
     p.add_argument("--json", help="write per-photo scores and the summary as JSON")
     p.add_argument("--morph", help="a morph video (or folder of frames): report the share of frames with exactly one face")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_threads_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     import torch
 
+    apply_threads(args.threads)
     from encoders import load_encoder
     from encoders.refine import auto_refine_steps
     from encoders.evaluate import contact_sheet, evaluate_inversion, single_face_fraction, summarize

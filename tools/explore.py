@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import add_model_options, add_refine_option, run_cli
+from tools._cli import (add_model_options, add_precision_option, add_refine_option, add_threads_option, apply_threads,
+                        run_cli)
 
 EPILOG = """\
 examples:
@@ -35,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                         help="another Host header name to accept, e.g. this machine's DNS name (repeatable)")
     add_model_options(parser)
-    add_refine_option(parser)
+    add_refine_option(parser, budget=False)
+    add_precision_option(parser)
+    add_threads_option(parser)
     parser.add_argument("--cache", default=None, metavar="DIR",
                         help="folder of cached codes (default: $STYLEGAN_MORPH_CACHE/codes or "
                              "~/.cache/stylegan-morph/codes)")
@@ -153,7 +156,12 @@ def main(argv: list[str] | None = None) -> int:
         _validate(args)
         from pathlib import Path
 
+        from stylegan.precision import check_precision
+        from stylegan.render import resolve_device
         from tools.explorer import ExplorerConfig, create_app
+
+        apply_threads(args.threads)
+        precision = check_precision(args.precision, resolve_device(args.device))
 
         if args.host in ("0.0.0.0", "::", ""):
             print(f"warning: --host {args.host} exposes the explorer to every network this computer is on; "
@@ -167,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
             cache = default_cache_dir()
         config = ExplorerConfig(weights=args.weights or args.model, device=args.device, refine=args.refine,
+                                precision=precision,
                                 cache_dir=None if args.bench else cache,
                                 max_upload_bytes=int(args.max_upload_mb * 2**20))
         import logging

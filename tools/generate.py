@@ -7,7 +7,7 @@ import sys
 import time
 
 from stylegan.errors import UserError
-from tools._cli import add_yes_option, run_cli
+from tools._cli import add_precision_option, add_threads_option, add_yes_option, apply_threads, run_cli
 
 EPILOG = """\
 examples:
@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     interp.add_argument("--loop", action="store_true", help="return to the first seed for a seamless loop")
     parser.add_argument("--batch-size", type=int, default=4, help="faces synthesised together (default: 4)")
     add_yes_option(parser)
+    add_precision_option(parser)
+    add_threads_option(parser)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     return parser
@@ -133,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.weights:
             check_not_input(output, [args.weights])
         device = resolve_device(args.device)
+        from stylegan.precision import check_precision
+
+        precision = check_precision(args.precision, device)  # "auto" is resolved for this model when it renders
+        apply_threads(args.threads)
         G = load_generator(args.weights or args.model, device=device)
         side = args.size or G.img_resolution
         if not args.interp:
@@ -146,11 +152,12 @@ def main(argv: list[str] | None = None) -> int:
             path = seed_interpolation(G, args.seeds, args.steps, args.trunc, easing=args.easing, hold=args.hold,
                                       loop=args.loop)
             count = render_video(G, path, output, fps=args.fps, crf=args.crf, batch_size=args.batch_size,
-                                 noise_mode=args.noise_mode, size=args.size, progress=not args.quiet)
+                                 noise_mode=args.noise_mode, size=args.size, progress=not args.quiet,
+                                 precision=precision)
             summary = f"{count} frames at {args.fps:g} fps"
         else:
             faces = render_seeds(G, args.seeds, args.trunc, batch_size=args.batch_size, noise_mode=args.noise_mode,
-                                 size=args.size, progress=not args.quiet)
+                                 size=args.size, progress=not args.quiet, precision=precision)
             write_image(image_grid(faces, cols=args.cols), output)
             summary = f"{len(faces)} faces"
         if not args.quiet:

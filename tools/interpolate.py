@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import add_model_options, add_refine_option, add_yes_option, run_cli
+from tools._cli import (add_model_options, add_precision_option, add_refine_option, add_threads_option, add_yes_option,
+                        apply_threads, run_cli)
 
 EPILOG = """\
 examples:
@@ -66,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=4, help="frames synthesised together (default: 4)")
     add_refine_option(parser)
     add_yes_option(parser)
+    add_precision_option(parser)
+    add_threads_option(parser)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     return parser
@@ -86,13 +89,15 @@ def main(argv: list[str] | None = None) -> int:
         from encoders.morph import default_output_name, morph
 
         torch.manual_seed(args.seed)
+        apply_threads(args.threads)
         result = morph(
             args.inputs, args.output or default_output_name(args.inputs),
             weights=args.weights or args.model, steps=args.steps, fps=args.fps, crf=args.crf, size=args.size,
             hold=args.hold, easing=args.easing, kind=args.kind, schedule=args.schedule, loop=args.loop,
             side_by_side=args.side_by_side, save_latents=args.save_latents, face_index=args.face_index,
             batch_size=args.batch_size, noise_mode=args.noise_mode, device=args.device, refine=args.refine,
-            progress=not args.quiet, log=log, yes=args.yes,
+            progress=not args.quiet, log=log, yes=args.yes, refine_budget=args.refine_budget,
+            precision=args.precision,
         )
         if not args.quiet:
             w, h = result.size

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import add_model_options, add_refine_option, run_cli
+from tools._cli import (add_model_options, add_precision_option, add_refine_option, add_threads_option, apply_threads,
+                        run_cli)
 
 EPILOG = """\
 examples:
@@ -38,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--noise-mode", choices=("const", "random", "none"), default="const",
                         help="noise for the reconstruction (default: const)")
     add_refine_option(parser)
+    add_precision_option(parser)
+    add_threads_option(parser)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     return parser
@@ -57,10 +60,12 @@ def main(argv: list[str] | None = None) -> int:
 
         from encoders.morph import invert
 
+        apply_threads(args.threads)
         if any(Path(p).is_dir() for p in args.photos):
             return folder_body()
         results = invert(args.photos, args.output, weights=args.weights or args.model, face_index=args.face_index,
-                         device=args.device, noise_mode=args.noise_mode, refine=args.refine, log=log)
+                         device=args.device, noise_mode=args.noise_mode, refine=args.refine, log=log,
+                         refine_budget=args.refine_budget, precision=args.precision)
         if not args.quiet:
             for r in results:
                 print(f"wrote {r.aligned}, {r.reconstruction}, {r.latent}")

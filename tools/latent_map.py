@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import add_model_options, add_refine_option, run_cli
+from tools._cli import add_model_options, add_refine_option, add_threads_option, apply_threads, run_cli
 
 EPILOG = """\
 examples:
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--labels", default=None, metavar="CSV", help="a CSV with a label per file")
     parser.add_argument("--label-column", default=None, metavar="NAME", help="the column that colours the faces")
     add_model_options(parser)
-    add_refine_option(parser)
+    add_refine_option(parser, budget=False)  # codes are cached by their step count
     parser.add_argument("--face-index", type=int, default=None, metavar="N",
                         help="which face in each photo, 0 = largest (default: 0)")
     parser.add_argument("--cache-dir", default=None, metavar="DIR",
@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="random state of t-SNE/UMAP (default: 0)")
     parser.add_argument("--batch-size", type=int, default=8, help="codes rendered together (default: 8)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
+    add_threads_option(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages")
     return parser
 
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             print(message, file=sys.stderr)
 
     def body() -> None:
+        apply_threads(args.threads)
         from pathlib import Path
 
         from stylegan.errors import UserError

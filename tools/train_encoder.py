@@ -10,7 +10,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from tools._cli import run_cli
+from tools._cli import add_precision_option, add_threads_option, apply_threads, run_cli
 
 EPILOG = """examples:
   # the embedded default model (64 px, joint autoencoder, ~2 h on 2 CPU cores):
@@ -57,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-count", type=int, default=256, help="validation images (held-out identities)")
     p.add_argument("--val-fraction", type=float, default=0.05, help="share of identities held out (default 0.05)")
     p.add_argument("--val-every", type=int, default=200)
-    p.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is the default on CPU)")
-    p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    add_precision_option(p)
+    p.add_argument("--no-bf16", action="store_true", help="train in fp32 (the same as --precision fp32)")
+    add_threads_option(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--export", nargs=2, metavar=("MODEL", "OUT"), help="re-save a model file (e.g. best.pt) and stop")
     p.add_argument("--fp16", action="store_true", help="with --export: store weights as float16 (half the size)")
@@ -79,8 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     from stylegan.errors import UserError
     from stylegan.training.dataset import load_split
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     if args.export:
         from encoders.export import export_model
 
@@ -109,13 +109,17 @@ def _run(args: argparse.Namespace) -> int:
                          se_reduction=min(16, min(args.enc_widths)))
     E = Encoder4Editing(ecfg)
 
+    from stylegan.precision import resolve_precision
+
+    # bf16 autocast only where the CPU has it natively: emulated bf16 trains many times slower than fp32.
+    bf16 = not args.no_bf16 and resolve_precision(args.precision, "cpu") == torch.bfloat16
     train, val, n_train, n_val = load_split(args.data, res, args.val_fraction, args.val_count, Path(args.run) / "cache")
     print(f"{n_train} training and {n_val} validation images (split by identity); "
           f"generator {res}px, {G.num_ws} ws of {G.w_dim}")
     known = {f.name for f in fields(EncoderTrainConfig)}
     cfg = EncoderTrainConfig(**{k: v for k, v in dict(
         batch_size=args.batch, lr=args.lr, g_lr=args.g_lr, joint=args.joint, delta_weight=args.delta_weight,
-        lap_weight=args.lap_weight, synthetic_fraction=args.synthetic_fraction, bf16=not args.no_bf16,
+        lap_weight=args.lap_weight, synthetic_fraction=args.synthetic_fraction, bf16=bf16,
         total_steps=args.steps, max_minutes=args.minutes, val_every=args.val_every,
         sample_every=args.val_every, ckpt_every=args.val_every, seed=args.seed).items() if k in known})
     meta = {"command": "python tools/train_encoder.py " + " ".join(sys.argv[1:]),

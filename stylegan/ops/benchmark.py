@@ -34,7 +34,7 @@ from ..errors import UserError
 from ..networks import Generator
 
 __all__ = ["Variant", "BenchResult", "parse_variant", "default_variants", "psnr", "run_benchmark",
-           "format_table", "PRECISIONS"]
+           "format_table", "PRECISIONS", "synthesis_gflop", "measure_conv_gflops"]
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -70,6 +70,15 @@ class BenchResult:
     speedup: float | None           # baseline median / this median (same run)
     psnr_db: float | None           # against the baseline's image; inf when identical
     max_abs_diff: float | None      # against the baseline's image
+    gflop: float | None = None      # arithmetic of one frame (see synthesis_gflop)
+    conv_gflops: float | None = None  # the machine's measured 3x3 conv rate in this precision, same run
+
+    @property
+    def efficiency(self) -> float | None:
+        """Achieved GFLOP/s over the measured conv rate (1.0 = the frame runs at the conv rate)."""
+        if not self.gflop or not self.conv_gflops:
+            return None
+        return self.gflop / self.seconds / self.conv_gflops
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -101,6 +110,51 @@ def default_variants(device: torch.device) -> list[str]:
     # The fast CPU path already convolves in channels_last (see stylegan.networks);
     # "ref-fp32-cl" shows how much of its lead is that layout rather than the ops.
     return ["ref-fp32", "fast-fp32", "fast-bf16", "ref-fp32-cl"]
+
+
+def synthesis_gflop(G: Generator) -> float:
+    """GFLOP (2 per multiply-add) of one frame of ``G.synthesis``: the convolutions, which are almost all of it.
+
+    A 3x3 conv costs 2*O*I*9 per output pixel; the 2x up conv is a stride-2 transposed conv
+    with the same MACs per *input* pixel, and the [1,3,3,1] filter after it is 2*16 per
+    output value. The 1024^2 official generator comes to about 151 GFLOP.
+    """
+    total = 0.0
+    for block in G.synthesis.children():  # one SynthesisBlock per resolution
+        r = block.resolution
+        for layer in (getattr(block, "conv0", None), block.conv1):
+            if layer is None:
+                continue
+            o, i, kh, kw = layer.weight.shape
+            total += 2.0 * o * i * kh * kw * ((r // 2) ** 2 if layer.up else r * r)
+            if layer.up:
+                total += 2.0 * 16 * o * (r + 1) ** 2
+        o, i = block.torgb.weight.shape[:2]
+        total += 2.0 * o * i * r * r
+    return total / 1e9
+
+
+def measure_conv_gflops(dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
+                        repeats: int = 3) -> float:
+    """The machine's rate for a plain 3x3 convolution (512 -> 512 channels at 64^2, channels_last), GFLOP/s.
+
+    This is the kind of layer that dominates synthesis, so it is the realistic ceiling:
+    a frame cannot run faster than its FLOPs at this rate. Median of ``repeats`` after a warm-up.
+    """
+    device = torch.device(device)
+    x = torch.randn(1, 512, 64, 64, device=device).to(memory_format=torch.channels_last)
+    w = torch.randn(512, 512, 3, 3, device=device).to(memory_format=torch.channels_last)
+    x, w = x.to(dtype), w.to(dtype)
+    flop = 2.0 * 512 * 512 * 9 * 64 * 64
+    now = _timer(device)
+    times = []
+    with torch.no_grad():
+        torch.nn.functional.conv2d(x, w, padding=1)
+        for _ in range(max(1, repeats)):
+            t0 = now()
+            torch.nn.functional.conv2d(x, w, padding=1)
+            times.append(now() - t0)
+    return flop / statistics.median(times) / 1e9
 
 
 def psnr(img: torch.Tensor, ref: torch.Tensor) -> float:
@@ -167,6 +221,12 @@ def run_benchmark(resolutions: Sequence[int], variants: Sequence[str], repeats: 
         raise UserError("'cuda' variants need --device cuda (and a GPU)")
     say = progress or (lambda _msg: None)
     now = _timer(device)
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    rates: dict[str, float] = {}
+    for v in specs:  # the ceiling each precision could reach on this machine, measured now
+        if v.precision not in rates and not (v.precision == "fp16" and device.type == "cpu"):
+            rates[v.precision] = measure_conv_gflops(dtypes[v.precision], device)
+            say(f"3x3 conv rate {v.precision}: {rates[v.precision]:.0f} GFLOP/s")
     results: list[BenchResult] = []
     for res in resolutions:
         torch.manual_seed(seed)
@@ -195,21 +255,29 @@ def run_benchmark(resolutions: Sequence[int], variants: Sequence[str], repeats: 
                     say(f"{res}px {v.name:14s} repeat {r + 1}/{repeats}: {times[v.name][-1]:.3f} s")
         base = specs[0].name
         base_s = statistics.median(times[base])
+        gflop = synthesis_gflop(G)
         for v in specs:
             med = statistics.median(times[v.name])
             diff = float((images[v.name] - images[base]).abs().max())
             results.append(BenchResult(res, v.name, med, times[v.name], base_s / med,
-                                       psnr(images[v.name], images[base]), diff))
+                                       psnr(images[v.name], images[base]), diff, gflop, rates.get(v.precision)))
         del G, G_cl
     return results
 
 
 def format_table(results: Sequence[BenchResult]) -> str:
-    """A Markdown table: resolution, variant, s/frame, speed-up and PSNR against the baseline."""
-    lines = ["| resolution | variant | s/frame (median) | speed-up vs first | PSNR vs first (dB) | max abs diff |",
-             "|---:|---|---:|---:|---:|---:|"]
+    """A Markdown table: resolution, variant, s/frame, speed-up and PSNR against the baseline, and efficiency.
+
+    GFLOP/s is the frame's arithmetic over its time; "of conv rate" divides that by the
+    machine's 3x3 conv rate in the same precision, measured in the same run.
+    """
+    lines = ["| resolution | variant | s/frame (median) | speed-up vs first | PSNR vs first (dB) | max abs diff | "
+             "GFLOP/s | of conv rate |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         p = "inf (identical)" if r.psnr_db is not None and math.isinf(r.psnr_db) else f"{r.psnr_db:.1f}"
+        rate = f"{r.gflop / r.seconds:.0f}" if r.gflop else "-"
+        eff = f"{r.efficiency:.0%} of {r.conv_gflops:.0f}" if r.efficiency is not None else "-"
         lines.append(f"| {r.resolution} | {r.variant} | {r.seconds:.3f} | {r.speedup:.2f}x | {p} | "
-                     f"{r.max_abs_diff:.2e} |")
+                     f"{r.max_abs_diff:.2e} | {rate} | {eff} |")
     return "\n".join(lines)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from encoders.losses import face_mask, masked_reconstruction_loss
-from encoders.refine import AUTO_REFINE_STEPS, auto_refine_steps, refine_latent
+from encoders.refine import AUTO_REFINE_STEPS, auto_refine_steps, refine_latent, steps_for_budget
 from stylegan import Generator, GeneratorConfig
+from stylegan.errors import UserError
 
 
 def _tiny(res: int = 32) -> Generator:
@@ -44,3 +46,61 @@ def test_auto_refines_small_generators_only():
     assert auto_refine_steps(_tiny(32)) == AUTO_REFINE_STEPS
     assert auto_refine_steps(Generator(GeneratorConfig.from_channel_base(512, channel_base=512, channel_max=2,
                                                                          z_dim=4, w_dim=4, mapping_layers=1))) == 0
+
+
+class FakeClock:
+    """A clock that advances ``step`` seconds per reading pair: each step appears to take ``step`` s."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step, self.reads = 0.0, step, 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        if self.reads % 2 == 0:
+            self.now += self.step
+        return self.now
+
+
+def _count_steps(G: Generator, monkeypatch) -> list[int]:
+    calls = [0]
+    real = G.synthesis.forward
+
+    def counting(*args, **kwargs):
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(G.synthesis, "forward", counting)
+    return calls
+
+
+@pytest.mark.parametrize("step_s, budget, expected", [(4.0, 20.0, 5), (3.0, 20.0, 6), (0.01, 20.0, 7),
+                                                      (30.0, 20.0, 1)])
+def test_auto_fits_the_budget(monkeypatch, step_s: float, budget: float, expected: int):
+    """A step of ``step_s`` seconds: as many as fit, capped (here at 7 to keep the test fast)."""
+    G = _tiny()
+    calls = _count_steps(G, monkeypatch)
+    lines: list[str] = []
+    ws = G.mapping(torch.randn(1, 8))
+    out = refine_latent(G, torch.zeros(1, 3, 32, 32), ws, steps="auto", budget=budget, max_steps=7,
+                        clock=FakeClock(step_s), log=lines.append)
+    assert calls[0] == expected
+    assert out.shape == ws.shape
+    assert len(lines) == 1 and f"so {expected} step" in lines[0]
+
+
+def test_steps_for_budget_bounds():
+    assert steps_for_budget(2.0, 20.0) == 10
+    assert steps_for_budget(2.0, 20.0, max_steps=4) == 4
+    assert steps_for_budget(50.0, 20.0) == 1  # the timed step is done already
+    assert steps_for_budget(1.0, 0.0) == 0
+    with pytest.raises(UserError, match="budget must be"):
+        steps_for_budget(1.0, -1.0)
+
+
+def test_zero_budget_and_fixed_steps(monkeypatch):
+    G = _tiny()
+    calls = _count_steps(G, monkeypatch)
+    ws = G.mapping(torch.randn(1, 8))
+    assert refine_latent(G, torch.zeros(1, 3, 32, 32), ws, steps="auto", budget=0.0) is ws
+    refine_latent(G, torch.zeros(1, 3, 32, 32), ws, steps=3, clock=FakeClock(100.0))  # the clock is not asked
+    assert calls[0] == 3

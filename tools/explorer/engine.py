@@ -64,6 +64,7 @@ class ExplorerConfig:
         weights: registry name or weights file; None is the embedded default model.
         device: ``auto``, ``cpu`` or ``cuda``.
         refine: refinement steps per photo, or ``"auto"`` (see :mod:`encoders.refine`).
+        precision: of every render, ``"fp32"``, ``"auto"``, ``"bf16"`` or ``"fp16"`` (see :mod:`stylegan.precision`).
         cache_dir: folder of the content-hash code cache; None keeps codes in memory only.
         max_upload_bytes: largest request body (all photos of one upload together).
         gallery_size: random faces on the map when the model has a sampler (0: none).
@@ -75,6 +76,7 @@ class ExplorerConfig:
     weights: str | None = None
     device: str = "auto"
     refine: int | str = "auto"
+    precision: str = "fp32"
     cache_dir: Path | None = None
     max_upload_bytes: int = 20 * 1024 * 1024
     gallery_size: int = 24
@@ -461,7 +463,8 @@ class Explorer:
     def _render_work(self, ws: torch.Tensor) -> bytes:
         from stylegan.render import render_images
 
-        return png_bytes(render_images(self.G_work, ws.unsqueeze(0), batch_size=1)[0])
+        return png_bytes(render_images(self.G_work, ws.unsqueeze(0), batch_size=1,
+                                       precision=self.config.precision)[0])
 
     # ------------------------------------------------------------------ frames
 
@@ -521,7 +524,7 @@ class Explorer:
         from stylegan.render import render_images
 
         with self.render_lock:
-            return render_images(self.G, ws.unsqueeze(0), batch_size=1)[0]
+            return render_images(self.G, ws.unsqueeze(0), batch_size=1, precision=self.config.precision)[0]
 
     def render_png(self, ws: torch.Tensor) -> bytes:
         return png_bytes(self.render(ws))
@@ -540,7 +543,7 @@ class Explorer:
         with self.render_lock:
             if not session.is_latest(tab, seq):
                 return None
-            frame = render_images(self.G, ws.unsqueeze(0), batch_size=1)[0]
+            frame = render_images(self.G, ws.unsqueeze(0), batch_size=1, precision=self.config.precision)[0]
         return png_bytes(frame)
 
     # ------------------------------------------------------------------ the map
@@ -596,7 +599,8 @@ class Explorer:
             job.done = index + 1
             return frame
 
-        render_video(self.G_work, _EditedPath(path, transform), dest, fps=fps, progress=False, compose=count)
+        render_video(self.G_work, _EditedPath(path, transform), dest, fps=fps, progress=False, compose=count,
+                     precision=self.config.precision)
         job.path, job.seconds, job.status = dest, time.perf_counter() - start, "done"
 
     @staticmethod
