@@ -10,33 +10,38 @@ Two layouts are understood, both read with ``torch.load(weights_only=True)``:
   as written by :func:`save_encoder`, or the ``"encoder"`` part of a model file
   (generator + encoder, :mod:`encoders.model_file`).
 
+A file holding both models is read once: :func:`load_models` (or
+:func:`stylegan.weights.load_checkpoint` with :func:`stylegan.weights.generator_from`
+and :func:`encoder_from`) builds the generator and the encoder from the same read.
+
 Example:
     >>> enc = load_encoder("e4e_ffhq_encode.pt")          # doctest: +SKIP
     >>> ws = enc.encode(images)                           # doctest: +SKIP
     >>> enc, G = load_e4e("e4e_ffhq_encode.pt")           # doctest: +SKIP
+    >>> G, enc = load_models("e4e_ffhq_encode.pt")        # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from stylegan.checkpoint import atomic_torch_save, build_checked, read_checkpoint
+from stylegan.checkpoint import atomic_torch_save, build_checked
+from stylegan.convert import MODEL_FORMAT
+from stylegan.convert.e4e import DECODER_PREFIX, ENCODER_PREFIX
+from stylegan.convert.rosinality import key_indices
 from stylegan.errors import CheckpointError, UserError
+from stylegan.networks import Generator
+from stylegan.weights import Checkpoint, generator_from, load_checkpoint, resolve_weights_path
 
 from .e4e import Encoder4Editing, EncoderConfig
-from .model_file import MODEL_FORMAT
-
-__all__ = ["load_encoder", "save_encoder", "load_e4e", "infer_e4e_config", "FORMAT_TAG"]
+__all__ = ["load_encoder", "save_encoder", "load_e4e", "load_models", "encoder_from", "check_code_sizes",
+           "infer_e4e_config", "FORMAT_TAG"]
 
 FORMAT_TAG = "stylegan-morph/e4e-encoder/v1"
-
-_ENCODER_PREFIX = "encoder."
-_DECODER_PREFIX = "decoder."
 
 
 def save_encoder(path: str | os.PathLike[str], encoder: Encoder4Editing, meta: dict[str, Any] | None = None) -> None:
@@ -73,10 +78,54 @@ def load_encoder(path: str | os.PathLike[str] | None = None, device: str | torch
     from stylegan.render import resolve_device  # deferred: rendering pulls in video writing
 
     device = resolve_device(device)  # an unknown device fails before the file is read
-    file = _resolve(path)
-    ckpt = read_checkpoint(file)
-    encoder = _encoder_from_checkpoint(ckpt, str(file))
-    return encoder.eval().requires_grad_(False).to(device)
+    return encoder_from(load_checkpoint(_resolve(path))).to(device)
+
+
+def encoder_from(ckpt: Checkpoint) -> Encoder4Editing:
+    """The encoder held by a loaded checkpoint (e4e, ours, or a model file's encoder part).
+
+    Returns:
+        The encoder on the CPU in eval mode with gradients disabled.
+
+    Raises:
+        CheckpointError: the checkpoint holds no encoder, or weights that do not fit one.
+    """
+    return _encoder_from_checkpoint(ckpt.data, ckpt.source).eval().requires_grad_(False)
+
+
+def check_code_sizes(encoder: Encoder4Editing, G: Any, source: str) -> None:
+    """Refuse an encoder whose codes the generator cannot take (``num_ws`` x ``w_dim``)."""
+    if (encoder.num_ws, encoder.w_dim) != (G.num_ws, G.w_dim):
+        raise CheckpointError(f"{source}: the encoder makes {encoder.num_ws}x{encoder.w_dim} codes but the "
+                              f"generator takes {G.num_ws}x{G.w_dim}")
+
+
+def load_models(name_or_path: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu",
+                need_encoder: bool = True) -> tuple[Generator, Encoder4Editing | None]:
+    """The generator and the encoder of one weights file, which is read (deserialised) once.
+
+    Args:
+        name_or_path: a file (e4e checkpoint, model file, or a generator-only file with
+            ``need_encoder=False``), a registry name, or None for the default model.
+        device: where to put both models.
+        need_encoder: False to build the generator only (the encoder is then None).
+
+    Returns:
+        ``(G, E)``, both in eval mode with gradients disabled.
+
+    Raises:
+        UserError: an unknown device, no such file or registry name.
+        CheckpointError: no generator, no encoder when one is needed, or code sizes that differ.
+    """
+    from stylegan.render import resolve_device  # deferred: rendering pulls in video writing
+
+    device = resolve_device(device)  # an unknown device fails before the file is read
+    ckpt = load_checkpoint(resolve_weights_path(name_or_path))
+    G = generator_from(ckpt)
+    E = encoder_from(ckpt) if need_encoder else None
+    if E is not None:
+        check_code_sizes(E, G, ckpt.source)
+    return G.to(device), (E.to(device) if E is not None else None)
 
 
 def load_e4e(path: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu") -> tuple[Encoder4Editing, Any]:
@@ -89,21 +138,13 @@ def load_e4e(path: str | os.PathLike[str] | None = None, device: str | torch.dev
     Returns:
         ``(encoder, G)``; ``G`` is what :func:`stylegan.load_generator` returns
         (``G.synthesis(ws, noise_mode="const")`` renders ``encoder.encode(images)``).
+        The file is read once (:func:`load_models`).
 
     Raises:
         CheckpointError: as :func:`load_encoder`, or when the generator's ``num_ws``/``w_dim``
             differ from the encoder's.
     """
-    file = _resolve(path)
-    encoder = load_encoder(file, device=device)
-    from stylegan import load_generator  # deferred: only this function needs the generator
-
-    G = load_generator(file, device=device)
-    if (G.num_ws, G.w_dim) != (encoder.num_ws, encoder.w_dim):
-        raise CheckpointError(
-            f"{file}: encoder makes {encoder.num_ws}x{encoder.w_dim} codes but the generator takes "
-            f"{G.num_ws}x{G.w_dim}"
-        )
+    G, encoder = load_models(_resolve(path), device=device)
     return encoder, G
 
 
@@ -132,12 +173,12 @@ def infer_e4e_config(state: dict[str, torch.Tensor]) -> EncoderConfig:
             shapes describe something that is not an e4e encoder.
     """
     try:
-        heads = _indices(state, r"styles\.(\d{1,6})\.")
-        units = _indices(state, r"body\.(\d{1,6})\.")
+        heads = key_indices(state, r"styles\.(\d{1,6})\.")
+        units = key_indices(state, r"body\.(\d{1,6})\.")
         if not heads or not units:
             raise KeyError("styles.* or body.*")
         w_dim = state["styles.0.linear.weight"].shape[0]
-        head0_convs = len(_indices(state, r"styles\.0\.convs\.(\d{1,6})\.weight"))
+        head0_convs = len(key_indices(state, r"styles\.0\.convs\.(\d{1,6})\.weight"))
         widths: list[int] = []
         counts: list[int] = []
         for n in range(max(units) + 1):
@@ -189,17 +230,6 @@ def _resolve(path: str | os.PathLike[str] | None) -> Path:
         raise UserError(f"no default encoder weights ({err}); pass a checkpoint such as e4e_ffhq_encode.pt") from None
 
 
-def _indices(state: dict[str, Any], pattern: str) -> set[int]:
-    """Distinct integers captured by ``pattern`` at the start of the keys."""
-    regex = re.compile(pattern)
-    found = set()
-    for key in state:
-        match = regex.match(key)
-        if match:
-            found.add(int(match.group(1)))
-    return found
-
-
 def _encoder_from_checkpoint(ckpt: Any, source: str) -> Encoder4Editing:
     """Dispatch on the layout of a loaded checkpoint."""
     if not isinstance(ckpt, dict):
@@ -213,7 +243,7 @@ def _encoder_from_checkpoint(ckpt: Any, source: str) -> Encoder4Editing:
     if "format" in ckpt:
         raise CheckpointError(f"{source}: holds a {ckpt['format']!r} file, not an encoder")
     state = ckpt.get("state_dict")
-    if isinstance(state, dict) and any(isinstance(k, str) and k.startswith(_ENCODER_PREFIX) for k in state):
+    if isinstance(state, dict) and any(isinstance(k, str) and k.startswith(ENCODER_PREFIX) for k in state):
         return _from_e4e(ckpt, state, source)
     if "g_ema" in ckpt or "G_ema" in ckpt:
         raise CheckpointError(f"{source}: holds a StyleGAN generator only, no encoder")
@@ -233,12 +263,12 @@ def _from_ours(ckpt: dict[str, Any], source: str) -> Encoder4Editing:
 
 def _from_e4e(ckpt: dict[str, Any], state: dict[str, Any], source: str) -> Encoder4Editing:
     """Rebuild from an original e4e checkpoint (``encoder.*`` keys, ``latent_avg``, ``opts``)."""
-    foreign = sorted(k for k in state if not k.startswith((_ENCODER_PREFIX, _DECODER_PREFIX)))
+    foreign = sorted(k for k in state if not k.startswith((ENCODER_PREFIX, DECODER_PREFIX)))
     if foreign:
         more = ", ..." if len(foreign) > 5 else ""
         raise CheckpointError(f"{source}: unexpected {len(foreign)} keys outside encoder.*/decoder.* "
                               f"({', '.join(foreign[:5])}{more})")
-    enc = {k[len(_ENCODER_PREFIX):]: v for k, v in state.items() if k.startswith(_ENCODER_PREFIX)}
+    enc = {k[len(ENCODER_PREFIX):]: v for k, v in state.items() if k.startswith(ENCODER_PREFIX)}
     try:
         config = infer_e4e_config(enc)
     except CheckpointError as err:

@@ -19,11 +19,10 @@ from typing import Any
 import torch
 
 from stylegan.checkpoint import atomic_torch_save
+from stylegan.convert import MODEL_FORMAT  # the tag is defined once, in the lower layer that reads it
 from stylegan.networks import Generator
 
 __all__ = ["MODEL_FORMAT", "save_model"]
-
-MODEL_FORMAT = "stylegan-morph/model/v1"
 
 
 def _cpu_state(module: torch.nn.Module, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:

@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
 import time
@@ -44,11 +43,10 @@ from stylegan.render import render_frames, render_video, resolve_device, to_uint
 from stylegan.fileio import (atomic_output, check_input_file, check_name_length, check_not_input, fit_name,
                             os_error_message)
 from stylegan.interpolation import num_frames
-from stylegan.precision import autocast, check_precision, resolve_precision
 from stylegan.limits import RenderPlan, check_crf, check_fps, check_frame_count, check_size, measure_generator
 from stylegan.video import DEFAULT_CRF, check_output_path, check_video_options, output_kind, write_image
 
-from .refine import DEFAULT_REFINE_BUDGET, refine_latent
+from .refine import auto_refine_steps, refine_latent
 
 __all__ = [
     "ALIGN_SIZE", "LATENT_SUFFIX", "MorphResult", "InvertResult", "Keyframe", "morph", "invert",
@@ -206,7 +204,7 @@ def resolve_model(weights: str | os.PathLike | None) -> Path:
 
 def load_models(weights: str | os.PathLike | None, device: torch.device, need_encoder: bool,
                 log: Log = _quiet) -> tuple[torch.nn.Module, torch.nn.Module | None]:
-    """Load the generator, and the encoder from the same file when photos need it.
+    """Load the generator, and the encoder from the same file when photos need it; the file is read once.
 
     Returns:
         ``(G, E)``; ``E`` is None when ``need_encoder`` is False.
@@ -215,14 +213,15 @@ def load_models(weights: str | os.PathLike | None, device: torch.device, need_en
         UserError / CheckpointError: see :func:`resolve_model`, or a file without an
             encoder when one is needed, or encoder and generator sizes that differ.
     """
-    from stylegan import load_generator
+    from stylegan.weights import generator_from, load_checkpoint
 
     path = resolve_model(weights)
     log(f"loading {path}")
-    G = load_generator(path, device=device)
+    ckpt = load_checkpoint(path)  # one deserialisation for both models (a 1.2 GB e4e file is read once)
+    G = generator_from(ckpt).to(device)
     if not need_encoder:
         return G, None
-    return G, load_matching_encoder(path, G, device)
+    return G, _matching_encoder(ckpt, G, device)
 
 
 def load_matching_encoder(path: str | os.PathLike, G: torch.nn.Module, device: torch.device) -> torch.nn.Module:
@@ -234,17 +233,24 @@ def load_matching_encoder(path: str | os.PathLike, G: torch.nn.Module, device: t
     Raises:
         CheckpointError: a file without an encoder, or encoder and generator sizes that differ.
     """
-    from encoders.loader import load_encoder
+    from stylegan.render import resolve_device
+    from stylegan.weights import load_checkpoint
+
+    device = resolve_device(device)  # an unknown device fails before the file is read
+    return _matching_encoder(load_checkpoint(path), G, device)
+
+
+def _matching_encoder(ckpt, G: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The encoder of an already loaded checkpoint, checked against ``G``, on ``device``."""
+    from .loader import check_code_sizes, encoder_from
 
     try:
-        E = load_encoder(path, device=device)
+        E = encoder_from(ckpt)
     except CheckpointError as err:
         raise CheckpointError(f"{err}; photos need a model with an encoder (an e4e checkpoint or a "
                               "model file), or pass .npy latents from tools/invert.py") from None
-    if (E.num_ws, E.w_dim) != (G.num_ws, G.w_dim):
-        raise CheckpointError(f"{path}: the encoder makes {E.num_ws}x{E.w_dim} codes but the generator "
-                              f"takes {G.num_ws}x{G.w_dim}")
-    return E
+    check_code_sizes(E, G, ckpt.source)
+    return E.to(device)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -322,23 +328,18 @@ def _image_tensor(img: Image.Image) -> torch.Tensor:
 
 
 def encode_inputs(keyframes: list[Keyframe], G: torch.nn.Module, E: torch.nn.Module | None,
-                  log: Log = _quiet, refine: int | str = "auto", *, refine_budget: float = DEFAULT_REFINE_BUDGET,
-                  precision: str | torch.dtype = "fp32") -> torch.Tensor:
+                  log: Log = _quiet, refine: int | str = "auto") -> torch.Tensor:
     """Fill in every keyframe's code: encode photos (then refine them), read and check latents.
 
     Args:
         refine: optimisation steps that refine each photo's code after encoding
-            (:func:`encoders.refine.refine_latent`); ``"auto"`` times the first step and
-            takes as many as fit in ``refine_budget`` seconds per photo (at most 100).
-        refine_budget: seconds of refinement per photo for ``"auto"``.
-        precision: of the encoder and the refinement, see :mod:`stylegan.precision`.
+            (:func:`encoders.refine.refine_latent`); ``"auto"`` means 100 for generators up
+            to 256 px and 0 above, where a step costs seconds on a CPU.
 
     Returns:
         float32 [K, num_ws, w_dim] on the CPU.
     """
-    steps = refine if refine == "auto" else int(refine)
-    param = next(G.parameters())
-    enc_dtype = resolve_precision(precision, param.device, model=E) if E is not None else torch.float32
+    steps = auto_refine_steps(G) if refine == "auto" else int(refine)
     for kf in keyframes:
         if kf.is_latent:
             kf.ws = load_latent(kf.source, G.num_ws, G.w_dim)
@@ -347,11 +348,11 @@ def encode_inputs(keyframes: list[Keyframe], G: torch.nn.Module, E: torch.nn.Mod
             raise UserError(f"{kf.source}: a photo needs an encoder")
         log(f"encoding {kf.source}")
         image = _image_tensor(kf.aligned)
-        with torch.no_grad(), autocast(enc_dtype, param.device):
-            ws = E.encode(image).float()  # [1, num_ws, w_dim]
+        with torch.no_grad():
+            ws = E.encode(image)  # [1, num_ws, w_dim]
         if steps:
-            log(f"refining the code of {kf.source}" + ("" if steps == "auto" else f" ({steps} steps)"))
-            ws = refine_latent(G, image, ws, steps, budget=refine_budget, precision=precision, log=log)
+            log(f"refining the code of {kf.source} ({steps} steps)")
+            ws = refine_latent(G, image, ws, steps)
         kf.ws = ws[0].float().cpu()
     return torch.stack([kf.ws for kf in keyframes])
 
@@ -389,14 +390,6 @@ def latent_paths(inputs: Sequence[str | os.PathLike], output: str | os.PathLike)
 
 
 # ----------------------------------------------------------------------------- morph
-
-
-def _check_speed_options(refine_budget: float, precision: str | torch.dtype, device: torch.device,
-                         log: Log) -> str | torch.dtype:
-    """Check ``refine_budget`` and ``precision`` before any work (``"auto"`` is resolved per model later)."""
-    if not isinstance(refine_budget, (int, float)) or not math.isfinite(refine_budget) or refine_budget < 0:
-        raise UserError(f"refine_budget must be a finite number of seconds >= 0, got {refine_budget!r}")
-    return check_precision(precision, device)
 
 
 def _validate(steps: int, fps: float, hold: int, batch_size: int, size: int | None, kind: str, easing: str,
@@ -450,8 +443,7 @@ def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
           schedule: str | None = None, loop: bool = False, side_by_side: bool = False,
           save_latents: bool = False, face_index: int | Sequence[int | None] | None = None,
           batch_size: int = 4, noise_mode: str = "const", device: str | torch.device = "auto",
-          refine: int | str = "auto", progress: bool = True, log: Log = _quiet, yes: bool = False,
-          refine_budget: float = DEFAULT_REFINE_BUDGET, precision: str | torch.dtype = "fp32") -> MorphResult:
+          refine: int | str = "auto", progress: bool = True, log: Log = _quiet, yes: bool = False) -> MorphResult:
     """Make a morph video through two or more faces.
 
     Args:
@@ -478,11 +470,8 @@ def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
         batch_size: frames synthesised together.
         noise_mode: ``const`` (stored noise; steady video), ``random`` or ``none``.
         device: ``auto``, ``cpu`` or ``cuda``.
-        refine: optimisation steps on each photo's code after encoding; ``"auto"`` = as many as
-            fit ``refine_budget`` seconds per photo, at most 100 (see :mod:`encoders.refine`).
-        refine_budget: seconds of refinement per photo for ``refine="auto"``.
-        precision: ``"fp32"`` (exact), ``"auto"``, ``"bf16"`` or ``"fp16"`` for encoding,
-            refinement and rendering (see :mod:`stylegan.precision`).
+        refine: optimisation steps on each photo's code after encoding; ``"auto"`` = 100 for
+            generators up to 256 px, 0 above (see :mod:`encoders.refine`).
         progress: show a progress bar while rendering.
         log: receives one-line status messages (loading, aligning, encoding, and the plan:
             frames, estimated time and disk).
@@ -512,7 +501,6 @@ def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
         check_output_path(target, kind="latent")
         check_not_input(target, sources)
     dev = resolve_device(device)
-    precision = _check_speed_options(refine_budget, precision, dev, log)
 
     check_model(weights)  # a typo in the name fails now, not after aligning every photo
     keyframes = prepare_inputs(inputs, face_index, log)
@@ -522,8 +510,7 @@ def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
                       out_kind, measure_generator(G, noise_mode))
     log(f"plan: {plan.describe()}")
     plan.check(yes)  # before encoding and refining: an absurd run stops here
-    codes = encode_inputs(keyframes, G, E, log, refine, refine_budget=refine_budget,
-                          precision=precision)  # [K, num_ws, w_dim]
+    codes = encode_inputs(keyframes, G, E, log, refine)  # [K, num_ws, w_dim]
     del E  # the encoder is not needed for rendering; free it before the frames start
 
     path = interpolation_path(codes, steps, kind=kind, easing=easing, hold=hold, loop=loop, schedule=schedule)
@@ -537,7 +524,7 @@ def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
 
     log(f"rendering {len(path)} frames at {side}x{side} on {dev}")
     frames = render_video(G, path, dest, fps=fps, crf=crf, batch_size=batch_size, noise_mode=noise_mode,
-                          size=size, progress=progress, compose=compose, precision=precision)
+                          size=size, progress=progress, compose=compose)
     latents = [save_latent(target, kf.ws) for kf, target in zip(keyframes, latent_targets)]
     width = side * (3 if side_by_side else 1)
     return MorphResult(dest, frames, (width, side), latents, time.perf_counter() - start)
@@ -560,8 +547,7 @@ def _check_folder_creatable(folder: Path) -> None:
 def invert(photos: Sequence[str | os.PathLike], outdir: str | os.PathLike = ".", *,
            weights: str | os.PathLike | None = None, face_index: int | Sequence[int | None] | None = None,
            device: str | torch.device = "auto", noise_mode: str = "const", refine: int | str = "auto",
-           log: Log = _quiet, refine_budget: float = DEFAULT_REFINE_BUDGET,
-           precision: str | torch.dtype = "fp32") -> list[InvertResult]:
+           log: Log = _quiet) -> list[InvertResult]:
     """Invert photos: write ``<stem>_aligned.png``, ``<stem>_reconstruction.png`` and ``<stem>_latent.npy``.
 
     The latent can be passed back to :func:`morph` (or ``tools/interpolate.py``) in place
@@ -570,7 +556,7 @@ def invert(photos: Sequence[str | os.PathLike], outdir: str | os.PathLike = ".",
     Args:
         photos: one or more photos.
         outdir: output folder, created if missing.
-        weights, face_index, device, noise_mode, refine, log, refine_budget, precision: as for :func:`morph`.
+        weights, face_index, device, noise_mode, refine, log: as for :func:`morph`.
 
     Returns:
         One :class:`InvertResult` per photo.
@@ -583,7 +569,6 @@ def invert(photos: Sequence[str | os.PathLike], outdir: str | os.PathLike = ".",
         raise UserError("no photo given")
     folder = Path(outdir)
     dev = resolve_device(device)
-    precision = _check_speed_options(refine_budget, precision, dev, log)
     check_model(weights)
     latent = [p for p in photos if Path(p).suffix.lower() == LATENT_SUFFIX]
     if latent:
@@ -592,13 +577,12 @@ def invert(photos: Sequence[str | os.PathLike], outdir: str | os.PathLike = ".",
     _check_inversion_outputs(folder, input_paths(photos))
     keyframes = prepare_inputs(photos, face_index, log)
     G, E = load_models(weights, dev, need_encoder=True, log=log)
-    codes = encode_inputs(keyframes, G, E, log, refine, refine_budget=refine_budget, precision=precision)
+    codes = encode_inputs(keyframes, G, E, log, refine)
     # Only now create the folder: a bad photo or model leaves no empty folder behind.
     created = _make_folder(folder)
     try:
         check_output_path(folder / "probe.png", kind="image")
-        return [_save_inversion(G, kf, ws, folder, kf.source.stem, noise_mode, precision)
-                for kf, ws in zip(keyframes, codes)]
+        return [_save_inversion(G, kf, ws, folder, kf.source.stem, noise_mode) for kf, ws in zip(keyframes, codes)]
     except BaseException:
         for made in created:  # deepest first; a folder that holds finished photos stays
             try:
@@ -644,9 +628,9 @@ def _inversion_paths(folder: Path, stem: str) -> InvertResult:
 
 
 def _save_inversion(G: torch.nn.Module, kf: Keyframe, ws: torch.Tensor, folder: Path, stem: str,
-                    noise_mode: str, precision: str | torch.dtype = "fp32") -> InvertResult:
+                    noise_mode: str) -> InvertResult:
     """Write one photo's aligned face, reconstruction and code; the code last, so it marks a finished photo."""
-    recon = next(render_frames(G, [ws], batch_size=1, noise_mode=noise_mode, progress=False, precision=precision))
+    recon = next(render_frames(G, [ws], batch_size=1, noise_mode=noise_mode, progress=False))
     res = _inversion_paths(folder, stem)
     write_image(kf.aligned, res.aligned)
     write_image(recon, res.reconstruction)

@@ -1,8 +1,7 @@
 """StyleGAN2 generator with fast CPU ops, lazily-built CUDA ops and safe checkpoint readers.
 
 The public names below are imported on first use (PEP 562), so that light
-modules such as :mod:`stylegan.errors` (which ``pretrained`` needs) can be
-imported without loading torch.
+modules such as :mod:`stylegan.errors` can be imported without loading torch.
 """
 
 from __future__ import annotations
@@ -15,7 +14,8 @@ _EXPORTS = {
     "Generator": "networks", "MappingNetwork": "networks", "SynthesisNetwork": "networks",
     "FullyConnectedLayer": "networks",
     "GeneratorConfig": "config",
-    "load_generator": "checkpoint", "save_generator": "checkpoint",
+    "load_generator": "weights", "save_generator": "checkpoint",
+    "load_checkpoint": "weights", "generator_from": "weights",
     "UserError": "errors", "CheckpointError": "errors",
     # Morph videos: lazy latent paths, batched rendering, streaming atomic writers.
     "interpolation_path": "interpolation", "num_frames": "interpolation", "lerp": "interpolation",

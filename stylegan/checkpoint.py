@@ -4,12 +4,15 @@ Our format is a plain ``torch.save`` of ``{"format", "config", "state_dict", "me
 holding only tensors, numbers, strings, lists and dicts, so it loads with
 ``torch.load(weights_only=True)``: no code from the file ever runs.
 Readers for foreign layouts (rosinality, e4e, NVIDIA pickles) live in
-:mod:`stylegan.convert`.
+:mod:`stylegan.convert`, which builds on this module; :mod:`stylegan.weights` sits above
+both and is the way in (``load_generator``, ``load_checkpoint``, ``generator_from``).
+This module never imports either, so there is no import cycle between them.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
@@ -20,8 +23,8 @@ from .errors import CheckpointError, UserError
 from .fileio import atomic_output
 from .networks import Generator
 
-__all__ = ["save_generator", "load_generator", "read_checkpoint", "check_weights_file", "atomic_torch_save", "FORMAT_TAG",
-           "check_state_dict", "build_checked"]
+__all__ = ["save_generator", "read_checkpoint", "load_checkpoint", "Checkpoint", "check_weights_file",
+           "atomic_torch_save", "FORMAT_TAG", "check_state_dict", "build_checked"]
 
 FORMAT_TAG = "stylegan-morph/generator/v1"
 
@@ -53,7 +56,7 @@ def check_weights_file(path: str | os.PathLike) -> str:
         UserError: no such file, or a folder.
         CheckpointError: an empty file, an HTML page (a failed download), or anything else.
     """
-    from .convert.safe_unpickle import sniff_file  # deferred: convert imports this module
+    from .convert.safe_unpickle import sniff_file  # deferred: light imports (convert imports this module)
 
     path = Path(path)
     if path.is_dir():
@@ -69,6 +72,36 @@ def check_weights_file(path: str | os.PathLike) -> str:
     if kind == "unknown":
         raise CheckpointError(f"{path}: not a PyTorch checkpoint or pickle (unrecognised first bytes)")
     return kind
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A weights file read once: what it holds, where it came from (for messages) and how it was read.
+
+    Pass it to :func:`stylegan.weights.generator_from` and :func:`encoders.loader.encoder_from`
+    so that a file holding both models (e4e, our model file) is deserialised only once.
+    """
+
+    data: Any
+    source: str
+    kind: str  # "torch" (a torch.save file) or "pickle" (a network pickle, read without running code)
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Sniff ``path`` and deserialise it exactly once, safely, whatever the format.
+
+    ``torch.save`` files load with ``weights_only=True``; plain pickles (NVIDIA ``.pkl``)
+    with the restricted unpickler. Nothing from the file runs.
+
+    Raises:
+        UserError: no such file, or a folder.
+        CheckpointError: an empty, HTML, truncated, unrecognised or refused file (one line).
+    """
+    from .convert.safe_unpickle import load_network_pickle, load_torch_file  # deferred: light imports
+
+    kind = check_weights_file(path)
+    data = load_network_pickle(path) if kind == "pickle" else load_torch_file(path)
+    return Checkpoint(data=data, source=str(path), kind=kind)
 
 
 def read_checkpoint(path: str | os.PathLike) -> Any:
@@ -154,35 +187,3 @@ def build_checked(build: Callable[[], M], sd: Mapping[str, Any], source: str) ->
 def generator_from_state(config: GeneratorConfig, sd: dict[str, torch.Tensor], source: str) -> Generator:
     """Build a Generator for ``config`` and load ``sd`` exactly (fp32), checking ``sd`` before allocating."""
     return build_checked(lambda: Generator(config), sd, source).eval().requires_grad_(False)
-
-
-def load_generator(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Generator:
-    """Load a generator from any supported file, or a registry name.
-
-    Formats: our own (``save_generator``), rosinality ``.pt`` (``g_ema`` + ``latent_avg``,
-    also training checkpoints), e4e ``.pt`` (its ``decoder.*``), and NVIDIA
-    stylegan2-ada ``.pkl`` (read without running any pickled code).
-
-    Args:
-        path: a file, a registry name, or None for the embedded default model.
-        device: where to put the model: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
-
-    Returns:
-        The generator in eval mode with gradients disabled.
-
-    Raises:
-        UserError: an unknown device, no such file or registry name.
-        CheckpointError: a file that is not a generator, or whose tensors do not fit its config.
-    """
-    from .render import resolve_device  # deferred: rendering pulls in video writing
-
-    device = resolve_device(device)  # an unknown device fails before the file is read
-    if path is None or not Path(path).exists():
-        from pretrained import resolve_weights  # deferred: pretrained depends on nothing of ours
-
-        path = resolve_weights("default" if path is None else str(path))
-    path = Path(path)
-    from .convert import read_any_generator
-
-    G = read_any_generator(path)
-    return G.to(device)

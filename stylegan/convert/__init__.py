@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..checkpoint import FORMAT_TAG, check_weights_file, generator_from_state
+from ..checkpoint import FORMAT_TAG, generator_from_state, load_checkpoint
 from ..config import GeneratorConfig
 from ..errors import CheckpointError
 from ..networks import Generator
@@ -42,8 +42,8 @@ __all__ = [
     "infer_config", "ours_layout", "estimate_w_avg", "load_network_pickle", "load_torch_file",
 ]
 
-#: The tag of ``encoders.model_file`` (generator + encoder in one file); repeated here
-#: because ``stylegan`` must not import ``encoders``.
+#: The tag of a model file (generator + encoder in one file, written by
+#: :func:`encoders.model_file.save_model`); defined here, in the lower layer, and imported there.
 MODEL_FORMAT = "stylegan-morph/model/v1"
 
 
@@ -119,7 +119,5 @@ def read_any_generator(path: str | os.PathLike) -> Generator:
         UserError: no such file.
         CheckpointError: an unreadable, truncated, foreign or refused file (one line).
     """
-    path = Path(path)
-    if check_weights_file(path) == "pickle":
-        return generator_from_checkpoint(load_network_pickle(path), str(path))
-    return generator_from_checkpoint(load_torch_file(path), str(path))
+    ckpt = load_checkpoint(Path(path))
+    return generator_from_checkpoint(ckpt.data, ckpt.source)

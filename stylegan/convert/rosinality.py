@@ -107,7 +107,8 @@ def rosinality_layout(config: GeneratorConfig) -> dict[str, tuple[str | None, Sh
     return out
 
 
-def _indices(sd: Mapping[str, Any], pattern: str) -> set[int]:
+def key_indices(sd: Mapping[str, Any], pattern: str) -> set[int]:
+    """The distinct integers that ``pattern``'s first group captures at the start of the keys."""
     return {int(m.group(1)) for k in sd if (m := re.match(pattern, str(k)))}
 
 
@@ -131,11 +132,11 @@ def infer_rosinality_config(g_ema: Mapping[str, Any], source: str, mapping_lr_mu
                                   f"{list(value.shape)}, expected {ndim} dimensions")
         return tuple(value.shape)
 
-    n_mlp = max(_indices(g_ema, r"style\.(\d{1,6})\.weight$"), default=0)
+    n_mlp = max(key_indices(g_ema, r"style\.(\d{1,6})\.weight$"), default=0)
     if n_mlp == 0:
         raise CheckpointError(f"{source}: cannot work out the rosinality architecture: no style.1.weight")
     style_dim = shape("style.1.weight", 2)[0]
-    n_rgbs = max(_indices(g_ema, r"to_rgbs\.(\d{1,6})\."), default=-1) + 1
+    n_rgbs = max(key_indices(g_ema, r"to_rgbs\.(\d{1,6})\."), default=-1) + 1
     if n_rgbs > 8:  # 4 * 2**8 = 1024 px, the largest supported resolution
         raise CheckpointError(f"{source}: unsupported rosinality architecture (to_rgbs.{n_rgbs - 1} means more "
                               f"than 1024 px)")

@@ -118,7 +118,7 @@ def available_directions(G_or_model_name: Any = None, k_sefa: int = 5, k_pca: in
     """
     G = G_or_model_name
     if G is None or isinstance(G, (str, os.PathLike)):
-        from ..checkpoint import load_generator
+        from ..weights import load_generator
 
         G = load_generator(G)
     out: dict[str, Direction] = {}

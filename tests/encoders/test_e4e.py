@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import stylegan
+import encoders.loader
 from encoders import Encoder4Editing, EncoderConfig, load_encoder, save_encoder
 from encoders.e4e import COARSE_END, MIDDLE_END
 from encoders.loader import FORMAT_TAG, infer_e4e_config, load_e4e
@@ -374,11 +374,14 @@ def test_load_e4e_pairs_encoder_with_generator(tmp_path: Path, monkeypatch: pyte
     class FakeG:
         num_ws, w_dim = SMALL.num_ws, SMALL.w_dim
 
-    def fake_load_generator(p: Path, device: str = "cpu") -> FakeG:
-        seen.append(Path(p))
+        def to(self, device: object) -> "FakeG":
+            return self
+
+    def fake_generator_from(ckpt) -> FakeG:  # the generator is built from the same read as the encoder
+        seen.append(Path(ckpt.source))
         return FakeG()
 
-    monkeypatch.setattr(stylegan, "load_generator", fake_load_generator)
+    monkeypatch.setattr(encoders.loader, "generator_from", fake_generator_from)
     loaded, G = load_e4e(path)
     assert seen == [path] and isinstance(G, FakeG)
     assert_same_module(enc, loaded)
