@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import time
@@ -43,10 +44,11 @@ from stylegan.render import render_frames, render_video, resolve_device, to_uint
 from stylegan.fileio import (atomic_output, check_input_file, check_name_length, check_not_input, fit_name,
                             os_error_message)
 from stylegan.interpolation import num_frames
+from stylegan.precision import autocast, check_precision, resolve_precision
 from stylegan.limits import RenderPlan, check_crf, check_fps, check_frame_count, check_size, measure_generator
 from stylegan.video import DEFAULT_CRF, check_output_path, check_video_options, output_kind, write_image
 
-from .refine import auto_refine_steps, refine_latent
+from .refine import DEFAULT_REFINE_BUDGET, refine_latent
 
 __all__ = [
     "ALIGN_SIZE", "LATENT_SUFFIX", "MorphResult", "InvertResult", "Keyframe", "morph", "invert",
@@ -328,18 +330,23 @@ def _image_tensor(img: Image.Image) -> torch.Tensor:
 
 
 def encode_inputs(keyframes: list[Keyframe], G: torch.nn.Module, E: torch.nn.Module | None,
-                  log: Log = _quiet, refine: int | str = "auto") -> torch.Tensor:
+                  log: Log = _quiet, refine: int | str = "auto", *, refine_budget: float = DEFAULT_REFINE_BUDGET,
+                  precision: str | torch.dtype = "fp32") -> torch.Tensor:
     """Fill in every keyframe's code: encode photos (then refine them), read and check latents.
 
     Args:
         refine: optimisation steps that refine each photo's code after encoding
-            (:func:`encoders.refine.refine_latent`); ``"auto"`` means 100 for generators up
-            to 256 px and 0 above, where a step costs seconds on a CPU.
+            (:func:`encoders.refine.refine_latent`); ``"auto"`` times the first step and
+            takes as many as fit in ``refine_budget`` seconds per photo (at most 100).
+        refine_budget: seconds of refinement per photo for ``"auto"``.
+        precision: of the encoder and the refinement, see :mod:`stylegan.precision`.
 
     Returns:
         float32 [K, num_ws, w_dim] on the CPU.
     """
-    steps = auto_refine_steps(G) if refine == "auto" else int(refine)
+    steps = refine if refine == "auto" else int(refine)
+    param = next(G.parameters())
+    enc_dtype = resolve_precision(precision, param.device, model=E) if E is not None else torch.float32
     for kf in keyframes:
         if kf.is_latent:
             kf.ws = load_latent(kf.source, G.num_ws, G.w_dim)
@@ -348,11 +355,11 @@ def encode_inputs(keyframes: list[Keyframe], G: torch.nn.Module, E: torch.nn.Mod
             raise UserError(f"{kf.source}: a photo needs an encoder")
         log(f"encoding {kf.source}")
         image = _image_tensor(kf.aligned)
-        with torch.no_grad():
-            ws = E.encode(image)  # [1, num_ws, w_dim]
+        with torch.no_grad(), autocast(enc_dtype, param.device):
+            ws = E.encode(image).float()  # [1, num_ws, w_dim]
         if steps:
-            log(f"refining the code of {kf.source} ({steps} steps)")
-            ws = refine_latent(G, image, ws, steps)
+            log(f"refining the code of {kf.source}" + ("" if steps == "auto" else f" ({steps} steps)"))
+            ws = refine_latent(G, image, ws, steps, budget=refine_budget, precision=precision, log=log)
         kf.ws = ws[0].float().cpu()
     return torch.stack([kf.ws for kf in keyframes])
 
@@ -390,6 +397,14 @@ def latent_paths(inputs: Sequence[str | os.PathLike], output: str | os.PathLike)
 
 
 # ----------------------------------------------------------------------------- morph
+
+
+def _check_speed_options(refine_budget: float, precision: str | torch.dtype, device: torch.device,
+                         log: Log) -> str | torch.dtype:
+    """Check ``refine_budget`` and ``precision`` before any work (``"auto"`` is resolved per model later)."""
+    if not isinstance(refine_budget, (int, float)) or not math.isfinite(refine_budget) or refine_budget < 0:
+        raise UserError(f"refine_budget must be a finite number of seconds >= 0, got {refine_budget!r}")
+    return check_precision(precision, device)
 
 
 def _validate(steps: int, fps: float, hold: int, batch_size: int, size: int | None, kind: str, easing: str,
@@ -443,7 +458,8 @@ def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
           schedule: str | None = None, loop: bool = False, side_by_side: bool = False,
           save_latents: bool = False, face_index: int | Sequence[int | None] | None = None,
           batch_size: int = 4, noise_mode: str = "const", device: str | torch.device = "auto",
-          refine: int | str = "auto", progress: bool = True, log: Log = _quiet, yes: bool = False) -> MorphResult:
+          refine: int | str = "auto", progress: bool = True, log: Log = _quiet, yes: bool = False,
+          refine_budget: float = DEFAULT_REFINE_BUDGET, precision: str | torch.dtype = "fp32") -> MorphResult:
     """Make a morph video through two or more faces.
 
     Args:
@@ -470,8 +486,11 @@ def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
         batch_size: frames synthesised together.
         noise_mode: ``const`` (stored noise; steady video), ``random`` or ``none``.
         device: ``auto``, ``cpu`` or ``cuda``.
-        refine: optimisation steps on each photo's code after encoding; ``"auto"`` = 100 for
-            generators up to 256 px, 0 above (see :mod:`encoders.refine`).
+        refine: optimisation steps on each photo's code after encoding; ``"auto"`` = as many as
+            fit ``refine_budget`` seconds per photo, at most 100 (see :mod:`encoders.refine`).
+        refine_budget: seconds of refinement per photo for ``refine="auto"``.
+        precision: ``"fp32"`` (exact), ``"auto"``, ``"bf16"`` or ``"fp16"`` for encoding,
+            refinement and rendering (see :mod:`stylegan.precision`).
         progress: show a progress bar while rendering.
         log: receives one-line status messages (loading, aligning, encoding, and the plan:
             frames, estimated time and disk).
@@ -501,6 +520,7 @@ def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
         check_output_path(target, kind="latent")
         check_not_input(target, sources)
     dev = resolve_device(device)
+    precision = _check_speed_options(refine_budget, precision, dev, log)
 
     check_model(weights)  # a typo in the name fails now, not after aligning every photo
     keyframes = prepare_inputs(inputs, face_index, log)
@@ -510,7 +530,8 @@ def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
                       out_kind, measure_generator(G, noise_mode))
     log(f"plan: {plan.describe()}")
     plan.check(yes)  # before encoding and refining: an absurd run stops here
-    codes = encode_inputs(keyframes, G, E, log, refine)  # [K, num_ws, w_dim]
+    codes = encode_inputs(keyframes, G, E, log, refine, refine_budget=refine_budget,
+                          precision=precision)  # [K, num_ws, w_dim]
     del E  # the encoder is not needed for rendering; free it before the frames start
 
     path = interpolation_path(codes, steps, kind=kind, easing=easing, hold=hold, loop=loop, schedule=schedule)
@@ -524,7 +545,7 @@ def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
 
     log(f"rendering {len(path)} frames at {side}x{side} on {dev}")
     frames = render_video(G, path, dest, fps=fps, crf=crf, batch_size=batch_size, noise_mode=noise_mode,
-                          size=size, progress=progress, compose=compose)
+                          size=size, progress=progress, compose=compose, precision=precision)
     latents = [save_latent(target, kf.ws) for kf, target in zip(keyframes, latent_targets)]
     width = side * (3 if side_by_side else 1)
     return MorphResult(dest, frames, (width, side), latents, time.perf_counter() - start)
@@ -547,7 +568,8 @@ def _check_folder_creatable(folder: Path) -> None:
 def invert(photos: Sequence[str | os.PathLike], outdir: str | os.PathLike = ".", *,
            weights: str | os.PathLike | None = None, face_index: int | Sequence[int | None] | None = None,
            device: str | torch.device = "auto", noise_mode: str = "const", refine: int | str = "auto",
-           log: Log = _quiet) -> list[InvertResult]:
+           log: Log = _quiet, refine_budget: float = DEFAULT_REFINE_BUDGET,
+           precision: str | torch.dtype = "fp32") -> list[InvertResult]:
     """Invert photos: write ``<stem>_aligned.png``, ``<stem>_reconstruction.png`` and ``<stem>_latent.npy``.
 
     The latent can be passed back to :func:`morph` (or ``tools/interpolate.py``) in place
@@ -556,7 +578,7 @@ def invert(photos: Sequence[str | os.PathLike], outdir: str | os.PathLike = ".",
     Args:
         photos: one or more photos.
         outdir: output folder, created if missing.
-        weights, face_index, device, noise_mode, refine, log: as for :func:`morph`.
+        weights, face_index, device, noise_mode, refine, log, refine_budget, precision: as for :func:`morph`.
 
     Returns:
         One :class:`InvertResult` per photo.
@@ -569,6 +591,7 @@ def invert(photos: Sequence[str | os.PathLike], outdir: str | os.PathLike = ".",
         raise UserError("no photo given")
     folder = Path(outdir)
     dev = resolve_device(device)
+    precision = _check_speed_options(refine_budget, precision, dev, log)
     check_model(weights)
     latent = [p for p in photos if Path(p).suffix.lower() == LATENT_SUFFIX]
     if latent:
@@ -577,12 +600,13 @@ def invert(photos: Sequence[str | os.PathLike], outdir: str | os.PathLike = ".",
     _check_inversion_outputs(folder, input_paths(photos))
     keyframes = prepare_inputs(photos, face_index, log)
     G, E = load_models(weights, dev, need_encoder=True, log=log)
-    codes = encode_inputs(keyframes, G, E, log, refine)
+    codes = encode_inputs(keyframes, G, E, log, refine, refine_budget=refine_budget, precision=precision)
     # Only now create the folder: a bad photo or model leaves no empty folder behind.
     created = _make_folder(folder)
     try:
         check_output_path(folder / "probe.png", kind="image")
-        return [_save_inversion(G, kf, ws, folder, kf.source.stem, noise_mode) for kf, ws in zip(keyframes, codes)]
+        return [_save_inversion(G, kf, ws, folder, kf.source.stem, noise_mode, precision)
+                for kf, ws in zip(keyframes, codes)]
     except BaseException:
         for made in created:  # deepest first; a folder that holds finished photos stays
             try:
@@ -628,9 +652,9 @@ def _inversion_paths(folder: Path, stem: str) -> InvertResult:
 
 
 def _save_inversion(G: torch.nn.Module, kf: Keyframe, ws: torch.Tensor, folder: Path, stem: str,
-                    noise_mode: str) -> InvertResult:
+                    noise_mode: str, precision: str | torch.dtype = "fp32") -> InvertResult:
     """Write one photo's aligned face, reconstruction and code; the code last, so it marks a finished photo."""
-    recon = next(render_frames(G, [ws], batch_size=1, noise_mode=noise_mode, progress=False))
+    recon = next(render_frames(G, [ws], batch_size=1, noise_mode=noise_mode, progress=False, precision=precision))
     res = _inversion_paths(folder, stem)
     write_image(kf.aligned, res.aligned)
     write_image(recon, res.reconstruction)
