@@ -144,12 +144,18 @@ def synthesis_layer_fast(layer: Any, x: torch.Tensor, w: torch.Tensor, noise_mod
             # 2H+1 samples -> 2H by the [1,3,3,1] filter (gain 4 after zero insertion)
             y = _fir_with_bias(y.to(wg.dtype), layer.resample_filter, bias)
         else:
-            y = F.conv2d(xin, wm.to(cdt), bias.to(cdt), padding=wm.shape[2] // 2).to(wg.dtype)
+            y = F.conv2d(xin, wm.to(cdt), bias.to(cdt), padding=wm.shape[2] // 2)
+        noise = None
         if noise_mode == "const":
-            y = y.add_(layer.noise_const.to(y.dtype) * (layer.noise_strength.to(y.dtype) * LRELU_GAIN))
+            noise = layer.noise_const.to(wg.dtype) * (layer.noise_strength.to(wg.dtype) * LRELU_GAIN)
         elif noise_mode == "random":
-            noise = torch.randn(1, 1, layer.resolution, layer.resolution, device=y.device, dtype=y.dtype)
-            y = y.add_(noise * (layer.noise_strength.to(y.dtype) * LRELU_GAIN))
+            noise = torch.randn(1, 1, layer.resolution, layer.resolution, device=y.device, dtype=wg.dtype)
+            noise = noise * (layer.noise_strength.to(wg.dtype) * LRELU_GAIN)
+        if y.dtype != wg.dtype:
+            # bf16 conv output: the noise add also widens it to float32, in one pass instead of two
+            y = y.to(wg.dtype) if noise is None else torch.add(y, noise)
+        elif noise is not None:
+            y = y.add_(noise)
         y = F.leaky_relu_(y, LRELU_SLOPE)
         if layer.conv_clamp is not None:
             # Leaky ReLU's backward reads its output, so under autograd keep it intact.
