@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the tool; returns the exit code (0 ok, 1 user error, 130 interrupted)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
 
     def log(message: str) -> None:
         if not args.quiet:
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet:
             print(result.summary())
 
-    return run_cli(body)
+    return run_cli(body, flags=parser)  # the library's parameter names are shown as flags
 
 
 if __name__ == "__main__":
