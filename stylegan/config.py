@@ -97,6 +97,10 @@ class GeneratorConfig:
         mapping_kind: "mlp" (the StyleGAN mapping network) or "gaussian" (a Gaussian fitted
             to encoded faces, :class:`stylegan.editing.GaussianMapping`, for a model whose
             mapping network was never trained).
+        c_dim: number of classes of a conditional generator (0 = unconditional). The label
+            is embedded as in NVIDIA's stylegan2-ada (see :class:`stylegan.networks.MappingNetwork`).
+        class_names: optional names of the ``c_dim`` classes, in label order, saved with the
+            weights so that tools can take ``"female"`` rather than ``0``.
     """
 
     img_resolution: int
@@ -108,11 +112,16 @@ class GeneratorConfig:
     img_channels: int = 3
     conv_clamp: float | None = None
     mapping_kind: str = "mlp"
+    c_dim: int = 0
+    class_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mapping_kind not in MAPPING_KINDS:
             raise ValueError(f"mapping_kind must be one of {MAPPING_KINDS}, got {self.mapping_kind!r:.40}")
         _check_bounds(self)
+        object.__setattr__(self, "class_names", tuple(str(n) for n in self.class_names))
+        if self.class_names and len(self.class_names) != self.c_dim:
+            raise ValueError(f"class_names must name all {self.c_dim} classes, got {len(self.class_names)}")
         r = self.img_resolution
         if r < 4 or r > 1024 or r & (r - 1):
             raise ValueError(f"img_resolution must be a power of two in [4, 1024], got {r}")
@@ -148,6 +157,7 @@ class GeneratorConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["channels"] = list(self.channels)
+        d["class_names"] = list(self.class_names)
         return d
 
     @classmethod

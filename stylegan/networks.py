@@ -56,22 +56,44 @@ class FullyConnectedLayer(nn.Module):
 
 
 class MappingNetwork(nn.Module):
-    """z [B, z_dim] -> w [B, num_ws, w_dim], with truncation toward ``w_avg``."""
+    """z [B, z_dim] (+ label c [B, c_dim]) -> w [B, num_ws, w_dim], with truncation toward ``w_avg``.
 
-    def __init__(self, z_dim: int, w_dim: int, num_ws: int, num_layers: int = 8, lr_mul: float = 0.01) -> None:
+    A conditional network (``c_dim`` > 0) follows NVIDIA's stylegan2-ada exactly, so
+    that their conditional pickles load unchanged: the label goes through a linear
+    ``embed`` layer (``c_dim`` -> ``w_dim``, lr_mul 1), z and the embedding are each
+    normalised by their second moment (so neither dominates by scale), then
+    concatenated; the first layer therefore reads ``z_dim + w_dim`` features.
+    """
+
+    def __init__(self, z_dim: int, w_dim: int, num_ws: int, num_layers: int = 8, lr_mul: float = 0.01,
+                 c_dim: int = 0) -> None:
         super().__init__()
         self.z_dim, self.w_dim, self.num_ws, self.num_layers = z_dim, w_dim, num_ws, num_layers
+        self.c_dim = c_dim
+        if c_dim > 0:
+            self.embed = FullyConnectedLayer(c_dim, w_dim)
         for i in range(num_layers):
-            fc = FullyConnectedLayer(z_dim if i == 0 else w_dim, w_dim, lr_mul=lr_mul, activation="lrelu")
+            in_features = (z_dim + (w_dim if c_dim > 0 else 0)) if i == 0 else w_dim
+            fc = FullyConnectedLayer(in_features, w_dim, lr_mul=lr_mul, activation="lrelu")
             setattr(self, f"fc{i}", fc)
         self.register_buffer("w_avg", torch.zeros(w_dim))
 
-    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-                update_w_avg_beta: float | None = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None, update_w_avg_beta: float | None = None) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must be [B, {self.z_dim}], got {tuple(z.shape)}")
         # PixelNorm: put z on the sphere of radius sqrt(z_dim).
-        x = z * (z.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()
+        x = _normalize_2nd_moment(z)
+        if self.c_dim > 0:
+            if c is None:
+                raise ValueError(f"this generator is conditional: c must be given as [B, {self.c_dim}] "
+                                 f"(one-hot or soft labels)")
+            if c.ndim != 2 or c.shape != (z.shape[0], self.c_dim):
+                raise ValueError(f"c must be [{z.shape[0]}, {self.c_dim}], got {tuple(c.shape)}")
+            y = _normalize_2nd_moment(self.embed(c.to(x.dtype)))
+            x = torch.cat([x, y], dim=1)  # [B, z_dim + w_dim]
+        elif c is not None and c.numel() > 0:
+            raise ValueError(f"this generator is unconditional (c_dim=0) but c of shape {tuple(c.shape)} was given")
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
         if update_w_avg_beta is not None:  # training: track the mean w for truncation
@@ -83,7 +105,13 @@ class MappingNetwork(nn.Module):
         return ws
 
     def extra_repr(self) -> str:
-        return f"z_dim={self.z_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}, layers={self.num_layers}"
+        return (f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}, "
+                f"layers={self.num_layers}")
+
+
+def _normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Scale each row to unit mean square (StyleGAN's PixelNorm on latent vectors)."""
+    return x * (x.square().mean(dim=1, keepdim=True) + eps).rsqrt()
 
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True,
@@ -289,8 +317,9 @@ class Generator(nn.Module):
         self.config = config
         self.z_dim, self.w_dim = config.z_dim, config.w_dim
         self.img_resolution, self.img_channels, self.num_ws = config.img_resolution, config.img_channels, config.num_ws
+        self.c_dim = config.c_dim
         self.mapping = MappingNetwork(config.z_dim, config.w_dim, config.num_ws, config.mapping_layers,
-                                      config.mapping_lr_mul)
+                                      config.mapping_lr_mul, c_dim=config.c_dim)
         if config.mapping_kind == "gaussian":  # a fitted sampler replaces a mapping that was never trained
             from .editing.sampler import GaussianMapping
 
@@ -309,7 +338,12 @@ class Generator(nn.Module):
                 m.impl = impl
         return self
 
-    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-                noise_mode: str = "const") -> torch.Tensor:
-        ws = self.mapping(z, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Names of the ``c_dim`` classes saved with the weights (empty if unknown or unconditional)."""
+        return self.config.class_names
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None, noise_mode: str = "const") -> torch.Tensor:
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
         return self.synthesis(ws, noise_mode=noise_mode)

@@ -2,7 +2,13 @@
 
 Logs losses to <run>/log.csv and <run>/losses.png, saves sample grids, keeps a
 resumable state and the best generator by pixel Fréchet distance at 16x16 on
-held-out images (<run>/best.pt, our generator format).
+held-out images (<run>/best.pt, our generator format), and writes a
+self-contained report (<run>/report.html) as it goes.
+
+With --labels FILE.csv --label-column NAME it trains a class-conditional
+generator (NVIDIA stylegan2-ada's label embedding) against a projection
+discriminator; the CSV needs a 'file' column (paths relative to a --data folder,
+or bare file names) and the label column; unlabelled images are left out.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ EPILOG = """examples:
   python tools/train_stylegan.py --data faces/ --resolution 64 --minutes 120 --run runs/gan64
   python tools/train_stylegan.py --data faces/ --resolution 128 --channel-base 4096 --channel-max 256 \\
       --w-dim 256 --mapping-layers 4 --batch 16 --run runs/gan128
+  # conditional: one class per value of the CSV column (class names are saved with the weights)
+  python tools/train_stylegan.py --data faces/ --labels faces/labels.csv --label-column gender \\
+      --resolution 32 --minutes 60 --run runs/cond
   # resume: run the same command again; the state in --run is picked up
 """
 
@@ -42,13 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.05)
     p.add_argument("--val-count", type=int, default=512)
     p.add_argument("--no-bf16", action="store_true", help="train in fp32")
+    p.add_argument("--labels", help="CSV with a 'file' column and a class column: train a conditional generator")
+    p.add_argument("--label-column", help="the CSV column holding the class (needed with --labels)")
     p.add_argument("--threads", type=int)
     p.add_argument("--seed", type=int, default=0)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.labels is None) != (args.label_column is None):
+        parser.error("--labels and --label-column go together")
     return run_cli(lambda: _run(args), interrupted="interrupted; the last checkpoint in the run directory is intact")
 
 
@@ -57,23 +71,31 @@ def _run(args: argparse.Namespace) -> int:
 
     from stylegan import Generator, GeneratorConfig
     from stylegan.errors import UserError
-    from stylegan.training.dataset import load_split
+    from stylegan.training.dataset import load_split, read_class_labels
     from stylegan.training.discriminator import Discriminator
     from stylegan.training.gan import GanTrainConfig, train_gan
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    labels, class_names = (None, [])
+    if args.labels:
+        labels, class_names = read_class_labels(args.labels, args.label_column)
     try:
         gcfg = GeneratorConfig.from_channel_base(args.resolution, args.channel_base, args.channel_max,
                                                  z_dim=args.w_dim, w_dim=args.w_dim,
-                                                 mapping_layers=args.mapping_layers)
+                                                 mapping_layers=args.mapping_layers, c_dim=len(class_names),
+                                                 class_names=tuple(class_names))
     except ValueError as e:
         raise UserError(str(e)) from None
     torch.manual_seed(args.seed)
     G = Generator(gcfg)
-    D = Discriminator(args.resolution, args.channel_base, args.channel_max)
+    D = Discriminator(args.resolution, args.channel_base, args.channel_max, c_dim=len(class_names),
+                      mapping_layers=args.mapping_layers)
     train, val, n_train, n_val = load_split(args.data, args.resolution, args.val_fraction, args.val_count,
-                                            Path(args.run) / "cache")
+                                            Path(args.run) / "cache", labels=labels, class_names=class_names)
+    if class_names:
+        counts = [int((train.labels == k).sum()) for k in range(len(class_names))]
+        print("classes (training images): " + ", ".join(f"{n} ({c})" for n, c in zip(class_names, counts)))
     print(f"{n_train} training / {n_val} validation images; G {sum(p.numel() for p in G.parameters())/1e6:.2f}M "
           f"params, D {sum(p.numel() for p in D.parameters())/1e6:.2f}M")
     cfg = GanTrainConfig(batch_size=args.batch, g_lr=args.g_lr, d_lr=args.d_lr, r1_gamma=args.r1_gamma,

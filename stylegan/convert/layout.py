@@ -53,8 +53,11 @@ def ours_layout(config: GeneratorConfig) -> dict[str, Shape]:
     """
     w = config.w_dim
     out: dict[str, Shape] = {}
+    if config.c_dim:  # conditional: the label embedding (NVIDIA's embed_features = w_dim) joins z
+        out["mapping.embed.weight"] = (w, config.c_dim)
+        out["mapping.embed.bias"] = (w,)
     for i in range(config.mapping_layers):
-        out[f"mapping.fc{i}.weight"] = (w, config.z_dim if i == 0 else w)
+        out[f"mapping.fc{i}.weight"] = (w, config.z_dim + (w if config.c_dim else 0) if i == 0 else w)
         out[f"mapping.fc{i}.bias"] = (w,)
     out["mapping.w_avg"] = (w,)
     c4 = config.channels_at(4)
@@ -112,7 +115,7 @@ def infer_config(sd: Mapping[str, Any], source: str, *, mapping_lr_mul: float = 
 
     Only shapes are read: the mapping depth from the ``mapping.fc{i}`` layers, ``z_dim``
     and ``w_dim`` from the first one, the resolution from the ``synthesis.b{R}`` blocks,
-    the channels from each block's ``conv1``. ``mapping_lr_mul`` and ``conv_clamp`` do
+    the channels from each block's ``conv1``, ``c_dim`` from ``mapping.embed`` if present. ``mapping_lr_mul`` and ``conv_clamp`` do
     not show in shapes and are passed in. Missing or extra tensors are reported later by
     :func:`check_layout` against the layout of the config found here.
 
@@ -124,6 +127,13 @@ def infer_config(sd: Mapping[str, Any], source: str, *, mapping_lr_mul: float = 
         raise CheckpointError(f"{source}: cannot work out the architecture: no mapping.fc0.weight")
     n_fc = max(fcs) + 1
     w_dim, z_dim = _shape(sd, "mapping.fc0.weight", source, 2)
+    c_dim = 0
+    if "mapping.embed.weight" in sd:  # conditional: fc0 reads [z, embed(c)]
+        embed_features, c_dim = _shape(sd, "mapping.embed.weight", source, 2)
+        z_dim -= embed_features
+        if z_dim < 1:
+            raise CheckpointError(f"{source}: cannot work out the architecture: mapping.fc0 reads fewer "
+                                  f"features than mapping.embed gives")
     blocks = {int(m.group(1)) for k in sd if (m := re.match(r"synthesis\.b(\d{1,6})\.", str(k)))}
     top = max(blocks, default=0)
     if top < 4 or top > 1024 or top & (top - 1) or blocks != set(resolutions_for(top)):
@@ -134,7 +144,7 @@ def infer_config(sd: Mapping[str, Any], source: str, *, mapping_lr_mul: float = 
     try:
         return GeneratorConfig(img_resolution=top, channels=tuple(channels), z_dim=z_dim, w_dim=w_dim,
                                mapping_layers=n_fc, mapping_lr_mul=mapping_lr_mul, img_channels=img_channels,
-                               conv_clamp=conv_clamp)
+                               conv_clamp=conv_clamp, c_dim=c_dim)
     except ValueError as e:
         raise CheckpointError(f"{source}: unsupported architecture ({e})") from None
 

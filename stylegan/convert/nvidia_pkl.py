@@ -5,6 +5,8 @@ never runs the network source the file carries. ``G_ema``'s parameters and buffe
 collected from the nested ``_parameters`` / ``_buffers`` / ``_modules`` states; their
 names are ours already (our layout is NVIDIA's, see CHECKPOINTS.md section 3), except
 the ``resample_filter`` buffers, which are checked against StyleGAN2's filter and dropped.
+Class-conditional generators (``c_dim`` > 0, e.g. CIFAR-10) load too: their
+``mapping.embed`` layer is ours (:class:`stylegan.networks.MappingNetwork`).
 """
 
 from __future__ import annotations
@@ -91,9 +93,6 @@ def generator_from_nvidia_state(sd: Mapping[str, Any], source: str, mapping_lr_m
     Raises:
         CheckpointError: missing, unexpected or misshapen tensors, or a foreign filter.
     """
-    if any(str(k).startswith("mapping.embed.") for k in sd):
-        raise CheckpointError(f"{source}: a class-conditional generator (mapping.embed); only unconditional "
-                              f"ones are supported")
     if any(str(k).startswith("synthesis.input.") for k in sd):
         raise CheckpointError(f"{source}: looks like a StyleGAN3 generator (synthesis.input); only StyleGAN2 is "
                               f"supported")
@@ -119,9 +118,6 @@ def generator_from_nvidia(data: Any, source: str) -> Generator:
         raise CheckpointError(f"{source}: no G_ema network in this pickle (holds: {keys})")
     g = data["G_ema"]
     kwargs = g.state.get("_init_kwargs") if isinstance(g.state.get("_init_kwargs"), dict) else {}
-    if (_number(kwargs.get("c_dim")) or 0) > 0:
-        raise CheckpointError(f"{source}: a class-conditional generator (c_dim={kwargs['c_dim']}); only "
-                              f"unconditional ones are supported")
     synthesis_kwargs = kwargs.get("synthesis_kwargs") if isinstance(kwargs.get("synthesis_kwargs"), dict) else {}
     arch = synthesis_kwargs.get("architecture", "skip")
     if arch != "skip":

@@ -19,8 +19,10 @@ from PIL import Image
 
 from ..errors import UserError
 
-__all__ = ["ImageSet", "list_images", "split_by_identity", "read_identity_labels", "load_images", "load_split",
-           "IMAGE_EXTS"]
+__all__ = ["ImageSet", "list_images", "split_by_identity", "read_identity_labels", "read_class_labels",
+           "load_images", "load_split", "IMAGE_EXTS", "MAX_CLASSES"]
+
+MAX_CLASSES = 1000  # a bound on what a label column may hold (ImageNet has 1000 classes)
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
@@ -54,6 +56,40 @@ def read_identity_labels(root: Path) -> dict[str, str]:
                 if "person_id" in row and "file" in row:
                     ids[Path(row["file"]).name] = f"{csv_path.stem}:{row['person_id']}"
     return ids
+
+
+def read_class_labels(csv_path: str | os.PathLike, column: str) -> tuple[dict[str, str], list[str]]:
+    """Class label per image from a CSV with a ``file`` column and the column ``column``.
+
+    ``file`` may be a path relative to the image folder or a bare file name.
+    Rows whose label is empty are skipped.
+
+    Returns:
+        (label per file as written in the CSV, sorted class names).
+
+    Raises:
+        UserError: unreadable file, missing columns, fewer than 2 or more than MAX_CLASSES classes.
+    """
+    csv_path = Path(csv_path)
+    try:
+        with open(csv_path, newline="") as f:
+            reader = csv.DictReader(f)
+            fields = reader.fieldnames or []
+            if "file" not in fields or column not in fields:
+                raise UserError(f"{csv_path}: needs columns 'file' and {column!r}; it has {', '.join(fields) or 'none'}")
+            labels = {row["file"].strip(): row[column].strip() for row in reader
+                      if row.get("file") and (row.get(column) or "").strip()}
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise UserError(f"{csv_path}: cannot read labels ({e})") from None
+    names = sorted(set(labels.values()))
+    if not 2 <= len(names) <= MAX_CLASSES:
+        raise UserError(f"{csv_path}: column {column!r} holds {len(names)} classes; need 2..{MAX_CLASSES}")
+    return labels, names
+
+
+def _label_of(path: Path, folder: Path, labels: dict[str, str]) -> str | None:
+    rel = path.relative_to(folder).as_posix()
+    return labels.get(rel, labels.get(path.name))
 
 
 def split_by_identity(files: Sequence[Path], val_fraction: float, id_map: dict[str, str] | None = None,
@@ -120,9 +156,13 @@ def load_images(files: Sequence[Path], resolution: int, cache_dir: str | os.Path
 
 @dataclass
 class ImageSet:
-    """uint8 images [N, H, W, 3] with batch sampling into float [-1, 1] NCHW tensors."""
+    """uint8 images [N, H, W, 3] with batch sampling into float [-1, 1] NCHW tensors.
+
+    ``labels`` (int64 [N], class indices) makes the set conditional.
+    """
 
     images: np.ndarray
+    labels: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -139,12 +179,39 @@ class ImageSet:
     def sample(self, n: int, rng: np.random.Generator, mirror: bool = True) -> torch.Tensor:
         return self.batch(rng.integers(0, len(self), n), mirror=mirror, rng=rng)
 
+    def sample_balanced(self, n: int, num_classes: int, rng: np.random.Generator,
+                        mirror: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` images whose classes are drawn uniformly, then an image of that class.
+
+        Balancing keeps a minority class from being learnt only as an afterthought.
+
+        Returns:
+            (images [n, 3, H, W], class indices int64 [n]).
+        """
+        if self.labels is None:
+            raise ValueError("this image set has no labels")
+        by_class = self._by_class(num_classes)
+        present = np.array([k for k in range(num_classes) if len(by_class[k])])
+        cls = present[rng.integers(0, len(present), n)]
+        idx = np.array([by_class[k][rng.integers(0, len(by_class[k]))] for k in cls])
+        return self.batch(idx, mirror=mirror, rng=rng), torch.from_numpy(cls.astype(np.int64))
+
+    def _by_class(self, num_classes: int) -> list[np.ndarray]:
+        cache = getattr(self, "_by_class_cache", None)
+        if cache is None or len(cache) != num_classes:
+            cache = [np.flatnonzero(self.labels == k) for k in range(num_classes)]
+            object.__setattr__(self, "_by_class_cache", cache)
+        return cache
+
 
 def load_split(folders: Sequence[str | os.PathLike], resolution: int, val_fraction: float, max_val: int,
-               cache_dir: str | os.PathLike | None = None) -> tuple[ImageSet, ImageSet, int, int]:
+               cache_dir: str | os.PathLike | None = None, labels: dict[str, str] | None = None,
+               class_names: Sequence[str] | None = None) -> tuple[ImageSet, ImageSet, int, int]:
     """The trainers' data: every image under ``folders``, split by identity, decoded at ``resolution``.
 
     Identities come from label CSVs in each folder (:func:`read_identity_labels`).
+    With ``labels`` (from :func:`read_class_labels`) and ``class_names``, only
+    labelled images are kept and both sets carry class indices.
 
     Returns:
         (train, val, number of training files, number of validation files).
@@ -154,13 +221,31 @@ def load_split(folders: Sequence[str | os.PathLike], resolution: int, val_fracti
     """
     files: list[Path] = []
     ids: dict[str, str] = {}
+    label_of: dict[Path, int] = {}
+    if labels is not None and not class_names:
+        raise ValueError("class_names must be given with labels")
+    index = {name: i for i, name in enumerate(class_names or [])}
     for folder in folders:
-        files += list_images(folder)
+        found = list_images(folder)
+        if labels is not None:
+            for p in found:
+                lab = _label_of(p, Path(folder), labels)
+                if lab is not None and lab in index:
+                    label_of[p] = index[lab]
+            found = [p for p in found if p in label_of]
+        files += found
         ids.update(read_identity_labels(Path(folder)))
+    if labels is not None and not files:
+        raise UserError("no image under the data folders has a label in the label file "
+                        "(its 'file' column must hold paths relative to a data folder, or file names)")
     train_files, val_files = split_by_identity(files, val_fraction, ids, max_val=max_val)
     if not train_files or not val_files:
         raise UserError(f"{len(files)} images are too few to hold out a validation set; "
                         "add images or raise --val-fraction")
-    train = ImageSet(load_images(train_files, resolution, cache_dir))
-    val = ImageSet(load_images(val_files, resolution, cache_dir))
+
+    def lab(fs: list[Path]) -> np.ndarray | None:
+        return None if labels is None else np.array([label_of[p] for p in fs], np.int64)
+
+    train = ImageSet(load_images(train_files, resolution, cache_dir), lab(train_files))
+    val = ImageSet(load_images(val_files, resolution, cache_dir), lab(val_files))
     return train, val, len(train_files), len(val_files)

@@ -5,6 +5,12 @@ convs (the second downsamples 2x after the [1,3,3,1] filter) and a 1x1
 residual skip, summed with a 1/sqrt(2) gain (Karras et al. 2020, fig. 7).
 The 4x4 epilogue adds a minibatch standard-deviation feature (ProGAN), then a
 conv and two fully connected layers.
+
+A conditional discriminator (``c_dim`` > 0) is a projection discriminator
+(Miyato & Koyama 2018) laid out as in NVIDIA's stylegan2-ada: its own mapping
+network turns the label into ``cmap`` [B, cmap_dim], the last layer outputs
+``cmap_dim`` features instead of one logit, and the logit is their dot product
+scaled by 1/sqrt(cmap_dim), so D judges "a real image *of this class*".
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from ..config import resolutions_for
 from ..networks import FullyConnectedLayer
 from ..ops import bias_act, setup_filter, upfirdn2d
 
-__all__ = ["Discriminator", "Conv2dLayer"]
+__all__ = ["Discriminator", "Conv2dLayer", "LabelMapping"]
 
 
 class Conv2dLayer(nn.Module):
@@ -65,13 +71,38 @@ class DiscriminatorBlock(nn.Module):
         return y + x
 
 
+class LabelMapping(nn.Module):
+    """c [B, c_dim] -> cmap [B, cmap_dim]: ADA's discriminator mapping (a mapping network with z_dim = 0).
+
+    The label is embedded linearly, normalised by its second moment, then passed
+    through ``num_layers`` leaky-ReLU layers with the mapping network's lr multiplier.
+    """
+
+    def __init__(self, c_dim: int, cmap_dim: int, num_layers: int = 8, lr_mul: float = 0.01) -> None:
+        super().__init__()
+        self.c_dim, self.cmap_dim, self.num_layers = c_dim, cmap_dim, num_layers
+        self.embed = FullyConnectedLayer(c_dim, cmap_dim)
+        for i in range(num_layers):
+            setattr(self, f"fc{i}", FullyConnectedLayer(cmap_dim, cmap_dim, lr_mul=lr_mul, activation="lrelu"))
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        x = self.embed(c)
+        x = x * (x.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()
+        for i in range(self.num_layers):
+            x = getattr(self, f"fc{i}")(x)
+        return x
+
+
 class Discriminator(nn.Module):
-    """images [B, 3, R, R] in [-1, 1] -> realness logits [B, 1]."""
+    """images [B, 3, R, R] in [-1, 1] (+ labels c [B, c_dim]) -> realness logits [B, 1]."""
 
     def __init__(self, img_resolution: int, channel_base: int = 32768, channel_max: int = 512,
-                 mbstd_group: int = 4) -> None:
+                 mbstd_group: int = 4, c_dim: int = 0, cmap_dim: int | None = None,
+                 mapping_layers: int = 8) -> None:
         super().__init__()
-        self.img_resolution, self.mbstd_group = img_resolution, mbstd_group
+        if c_dim < 0:
+            raise ValueError(f"c_dim must be >= 0, got {c_dim}")
+        self.img_resolution, self.mbstd_group, self.c_dim = img_resolution, mbstd_group, c_dim
         ch = {r: min(channel_base // r, channel_max) for r in resolutions_for(img_resolution)}
         self.block_resolutions = [r for r in reversed(resolutions_for(img_resolution)) if r >= 8]
         for r in self.block_resolutions:
@@ -81,9 +112,17 @@ class Discriminator(nn.Module):
             self.fromrgb = Conv2dLayer(3, c4, 1)
         self.conv = Conv2dLayer(c4 + 1, c4, 3)
         self.fc = FullyConnectedLayer(c4 * 16, c4, activation="lrelu")
-        self.out = FullyConnectedLayer(c4, 1)
+        # ADA's default cmap_dim is the 4x4 channel count.
+        self.cmap_dim = (cmap_dim or c4) if c_dim > 0 else 0
+        if c_dim > 0:
+            self.mapping = LabelMapping(c_dim, self.cmap_dim, mapping_layers)
+        self.out = FullyConnectedLayer(c4, self.cmap_dim if c_dim > 0 else 1)
 
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        if self.c_dim > 0 and (c is None or c.ndim != 2 or c.shape != (img.shape[0], self.c_dim)):
+            raise ValueError(f"c must be [{img.shape[0]}, {self.c_dim}], got "
+                             f"{None if c is None else tuple(c.shape)}")
+        labels = c  # the minibatch-stddev code below reuses the name c for channels
         x = None
         for r in self.block_resolutions:
             x = getattr(self, f"b{r}")(x, img)
@@ -100,4 +139,8 @@ class Discriminator(nn.Module):
         y = y.reshape(-1, 1, 1, 1).repeat(g, 1, h, w).to(x.dtype)
         x = self.conv(torch.cat([x, y], dim=1))
         x = self.fc(x.flatten(1))
-        return self.out(x)
+        x = self.out(x)
+        if self.c_dim > 0:  # projection: <features, cmap> / sqrt(cmap_dim)
+            cmap = self.mapping(labels.to(x.dtype)).to(x.dtype)
+            x = (x * cmap).sum(dim=1, keepdim=True) * (1 / math.sqrt(self.cmap_dim))
+        return x

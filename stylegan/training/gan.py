@@ -11,6 +11,11 @@ gets sampled, scored and saved.
 Best checkpoint criterion: the lowest pixel Fréchet distance at 16x16
 (:func:`stylegan.training.metrics.pixel_frechet_distance`) between
 ``eval_samples`` G_ema images and the held-out validation images.
+
+Conditional training (a generator with ``c_dim`` > 0, a projection
+discriminator and an image set with labels): every batch draws its classes
+uniformly (class-balanced), real images of those classes, and fakes generated
+for the same one-hot labels; D sees the label with every image, R1 included.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from ..networks import Generator
 from .dataset import ImageSet
 from .discriminator import Discriminator
 from .logging import CsvLog, plot_losses, save_grid
+from .report import write_report
 from .metrics import pixel_frechet_distance
 
 __all__ = ["GanTrainConfig", "train_gan"]
@@ -65,10 +71,16 @@ def _autocast(enabled: bool):
 
 
 @torch.no_grad()
-def _sample(G: Generator, z: torch.Tensor, psi: float = 1.0, batch: int = 64) -> torch.Tensor:
-    out = [G.synthesis(G.mapping(z[i:i + batch], truncation_psi=psi), noise_mode="const").float()
+def _sample(G: Generator, z: torch.Tensor, c: torch.Tensor | None = None, psi: float = 1.0,
+            batch: int = 64) -> torch.Tensor:
+    out = [G.synthesis(G.mapping(z[i:i + batch], None if c is None else c[i:i + batch], truncation_psi=psi),
+                       noise_mode="const").float()
            for i in range(0, len(z), batch)]
     return torch.cat(out).clamp(-1, 1)
+
+
+def _one_hot(labels: torch.Tensor | np.ndarray, num_classes: int) -> torch.Tensor:
+    return F.one_hot(torch.as_tensor(labels, dtype=torch.int64), num_classes).float()
 
 
 def train_gan(G: Generator, D: Discriminator, train: ImageSet, val: ImageSet, run_dir: str | os.PathLike,
@@ -77,13 +89,19 @@ def train_gan(G: Generator, D: Discriminator, train: ImageSet, val: ImageSet, ru
     """Train ``G`` against ``D``; returns the path of the best generator file (our format).
 
     Files in ``run_dir``: ``log.csv``, ``losses.png``, ``samples/step_XXXXXX.png``
-    (fixed latents), ``state.pt`` (resumable), ``best.pt`` and ``last.pt``
-    (G_ema in our generator format).
+    (fixed latents; one row per class when conditional), ``state.pt`` (resumable),
+    ``best.pt`` and ``last.pt`` (G_ema in our generator format), ``best.json`` (why
+    the best was kept) and ``report.html`` (:func:`stylegan.training.report.write_report`).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if D.img_resolution != G.img_resolution:
         raise UserError(f"discriminator is {D.img_resolution}px but the generator is {G.img_resolution}px")
+    num_classes = G.config.c_dim
+    if D.c_dim != num_classes:
+        raise UserError(f"discriminator has c_dim={D.c_dim} but the generator has c_dim={num_classes}")
+    if num_classes and (train.labels is None or val.labels is None):
+        raise UserError("a conditional generator needs labelled training and validation images")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     G.train().requires_grad_(True)
@@ -106,16 +124,31 @@ def train_gan(G: Generator, D: Discriminator, train: ImageSet, val: ImageSet, ru
         rng = np.random.default_rng(cfg.seed + step)
         log(f"resumed from {state_path} at step {step}")
     (run_dir / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    (run_dir / "run.json").write_text(json.dumps({"class_names": list(G.config.class_names),
+                                                  "generator_config": G.config.to_dict(), "meta": meta or {}},
+                                                 indent=1))
 
-    z_fixed = torch.randn(16, G.z_dim, generator=torch.Generator().manual_seed(cfg.seed))
+    # Fixed noise for the sample grids; conditional grids reuse the same z in every
+    # class row, so rows differ only by label and columns only by noise.
+    n_cols = 8 if num_classes else 16
+    z_fixed = torch.randn(n_cols, G.z_dim, generator=torch.Generator().manual_seed(cfg.seed))
+    c_fixed = None
+    if num_classes:
+        z_fixed = z_fixed.repeat(num_classes, 1)
+        c_fixed = _one_hot(torch.arange(num_classes).repeat_interleave(n_cols), num_classes)
     z_eval = torch.randn(cfg.eval_samples, G.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1))
+    # Evaluation labels follow the validation set's class frequencies, so the pixel FD
+    # compares like with like.
+    c_eval = None if not num_classes else _one_hot(val.labels[np.arange(cfg.eval_samples) % len(val)], num_classes)
     val_images = val.batch(np.arange(len(val)))
     ema_beta = 0.5 ** (cfg.batch_size / max(cfg.ema_kimg * 1000, 1e-8))
-    csv_log = CsvLog(run_dir / "log.csv", ["loss_g", "loss_d", "r1", "d_real", "d_fake", "pixel_fd16",
-                                           "sec_per_step"])
+    csv_log = CsvLog(run_dir / "log.csv", ["loss_g", "loss_d", "r1", "d_real", "d_fake", "d_acc_real",
+                                           "d_acc_fake", "pixel_fd16", "sec_per_step"])
     t0 = t_last = time.time()
     steps_since = 0
     r1_val = 0.0
+    # Means over the steps since the last evaluation (one batch is too noisy to plot).
+    acc = dict.fromkeys(("loss_g", "loss_d", "d_real", "d_fake", "d_acc_real", "d_acc_fake"), 0.0)
 
     def save_state() -> None:
         atomic_torch_save({"format": STATE_FORMAT, "G": G.state_dict(), "D": D.state_dict(),
@@ -132,14 +165,19 @@ def train_gan(G: Generator, D: Discriminator, train: ImageSet, val: ImageSet, ru
             if cfg.max_minutes is not None and (elapsed_before + time.time() - t0) / 60 >= cfg.max_minutes:
                 log(f"time budget of {cfg.max_minutes} min reached at step {step}")
                 break
-            real = train.sample(cfg.batch_size, rng, mirror=cfg.mirror)
+            c = None
+            if num_classes:
+                real, labels = train.sample_balanced(cfg.batch_size, num_classes, rng, mirror=cfg.mirror)
+                c = _one_hot(labels, num_classes)
+            else:
+                real = train.sample(cfg.batch_size, rng, mirror=cfg.mirror)
             z = torch.randn(cfg.batch_size, G.z_dim)
 
             # G step: non-saturating loss softplus(-D(G(z))).
             D.requires_grad_(False)
             with _autocast(cfg.bf16):
-                fake = G.synthesis(G.mapping(z, update_w_avg_beta=0.995), noise_mode="random")
-                loss_g = F.softplus(-D(fake).float()).mean()
+                fake = G.synthesis(G.mapping(z, c, update_w_avg_beta=0.995), noise_mode="random")
+                loss_g = F.softplus(-D(fake, c).float()).mean()
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
@@ -147,8 +185,8 @@ def train_gan(G: Generator, D: Discriminator, train: ImageSet, val: ImageSet, ru
 
             # D step: softplus(D(fake)) + softplus(-D(real)).
             with _autocast(cfg.bf16):
-                d_fake = D(fake.detach()).float()
-                d_real = D(real).float()
+                d_fake = D(fake.detach(), c).float()
+                d_real = D(real, c).float()
                 loss_d = F.softplus(d_fake).mean() + F.softplus(-d_real).mean()
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
@@ -157,7 +195,7 @@ def train_gan(G: Generator, D: Discriminator, train: ImageSet, val: ImageSet, ru
             # Lazy R1 on reals, in fp32 (its double backward is sensitive to precision).
             if step % cfg.r1_interval == 0:
                 real_r1 = real.detach().requires_grad_(True)
-                (grad,) = torch.autograd.grad(D(real_r1).sum(), real_r1, create_graph=True)
+                (grad,) = torch.autograd.grad(D(real_r1, c).sum(), real_r1, create_graph=True)
                 r1 = grad.square().sum(dim=[1, 2, 3]).mean()
                 opt_d.zero_grad(set_to_none=True)
                 (r1 * (cfg.r1_gamma / 2) * cfg.r1_interval).backward()
@@ -171,25 +209,37 @@ def train_gan(G: Generator, D: Discriminator, train: ImageSet, val: ImageSet, ru
                     b_ema.copy_(b)
             step += 1
             steps_since += 1
+            for k, v in (("loss_g", loss_g.item()), ("loss_d", loss_d.item()), ("d_real", d_real.mean().item()),
+                         ("d_fake", d_fake.mean().item()), ("d_acc_real", (d_real > 0).float().mean().item()),
+                         ("d_acc_fake", (d_fake < 0).float().mean().item())):
+                acc[k] += v
 
             if step % cfg.eval_every == 0 or step == cfg.total_steps:
                 now = time.time()
-                fd = pixel_frechet_distance(val_images, _sample(G_ema, z_eval, cfg.truncation_psi))
-                row = {"step": step, "seconds": round(elapsed_before + now - t0, 1), "loss_g": loss_g.item(),
-                       "loss_d": loss_d.item(), "r1": r1_val, "d_real": d_real.mean().item(),
-                       "d_fake": d_fake.mean().item(), "pixel_fd16": fd,
-                       "sec_per_step": (now - t_last) / steps_since}
+                fd = pixel_frechet_distance(val_images, _sample(G_ema, z_eval, c_eval, cfg.truncation_psi))
+                row = {"step": step, "seconds": round(elapsed_before + now - t0, 1),
+                       **{k: v / max(steps_since, 1) for k, v in acc.items()}, "r1": r1_val, "pixel_fd16": fd,
+                       "sec_per_step": (now - t_last) / max(steps_since, 1)}
                 t_last, steps_since = now, 0
+                acc = dict.fromkeys(acc, 0.0)
                 csv_log.write(row)
                 plot_losses(run_dir / "log.csv", run_dir / "losses.png", ["loss_g", "loss_d", "r1", "pixel_fd16"])
                 improved = fd < best
                 if improved:
-                    best = fd
+                    prev, best = best, fd
                     save_generator(run_dir / "best.pt", G_ema, gen_meta())
+                    why = (f"lowest pixel_fd16 so far ({fd:.3f}" +
+                           (f", previous best {prev:.3f})" if prev < float("inf") else ", first evaluation)"))
+                    (run_dir / ".best.json.tmp").write_text(json.dumps(
+                        {"step": step, "metric": "pixel_fd16", "value": fd, "file": "best.pt", "reason": why}))
+                    os.replace(run_dir / ".best.json.tmp", run_dir / "best.json")
                 log(f"step {step}: loss_g {row['loss_g']:.3f} loss_d {row['loss_d']:.3f} pixel_fd16 {fd:.2f} "
                     f"{row['sec_per_step']:.2f} s/step{' *best*' if improved else ''}")
             if step % cfg.sample_every == 0:
-                save_grid(_sample(G_ema, z_fixed, cfg.truncation_psi), run_dir / "samples" / f"step_{step:06d}.png")
+                save_grid(_sample(G_ema, z_fixed, c_fixed, cfg.truncation_psi),
+                          run_dir / "samples" / f"step_{step:06d}.png", cols=n_cols)
+            if step % cfg.eval_every == 0:
+                _report(run_dir, log)
             if step % cfg.ckpt_every == 0:
                 save_state()
     finally:
@@ -198,4 +248,14 @@ def train_gan(G: Generator, D: Discriminator, train: ImageSet, val: ImageSet, ru
     save_generator(run_dir / "last.pt", G_ema, gen_meta())
     if not (run_dir / "best.pt").exists():
         save_generator(run_dir / "best.pt", G_ema, gen_meta())
+    if step % cfg.eval_every:  # the last evaluation step already wrote it
+        _report(run_dir, log)
     return run_dir / "best.pt"
+
+
+def _report(run_dir: Path, log: Callable[[str], None]) -> None:
+    """Rewrite ``report.html``; a report problem must never stop a long training run."""
+    try:
+        write_report(run_dir)
+    except Exception as e:  # noqa: BLE001
+        log(f"warning: report not written ({type(e).__name__}: {e})")

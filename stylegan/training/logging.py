@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["CsvLog", "plot_losses", "save_grid", "to_uint8"]
+__all__ = ["CsvLog", "plot_losses", "plot_panels", "save_grid", "to_uint8"]
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -59,8 +59,22 @@ class CsvLog:
         self._f.close()
 
 
-def plot_losses(csv_path: str | os.PathLike, png_path: str | os.PathLike, keys: Sequence[str] | None = None) -> bool:
-    """Plot every column of the CSV log against step (log y); returns False if matplotlib is missing."""
+def plot_losses(csv_path: str | os.PathLike, png_path: str | os.PathLike, keys: Sequence[str] | None = None,
+                log_y: bool = True, title: str | None = None) -> bool:
+    """Plot columns of the CSV log against step (log y unless ``log_y`` is False).
+
+    Returns False if matplotlib is missing or the log is empty.
+    """
+    return plot_panels(csv_path, png_path, [(list(keys) if keys else None, log_y, title)])
+
+
+def plot_panels(csv_path: str | os.PathLike, png_path: str | os.PathLike,
+                panels: Sequence[tuple[Sequence[str] | None, bool, str | None]], cols: int = 1) -> bool:
+    """Several panels ``(keys, log_y, title)`` of the CSV log in one figure (one render, one file).
+
+    ``keys`` None plots every column. A log-y panel leaves out series that are not all
+    positive. Returns False if matplotlib is missing or the log is empty.
+    """
     try:
         import matplotlib
 
@@ -70,18 +84,26 @@ def plot_losses(csv_path: str | os.PathLike, png_path: str | os.PathLike, keys: 
         return False
     with open(csv_path, newline="") as f:
         rows = list(csv.DictReader(f))
-    if not rows:
+    if not rows or not panels:
         return False
-    keys = keys or [k for k in rows[0] if k not in ("step", "seconds")]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for k in keys:
-        pts = [(float(r["step"]), float(r[k])) for r in rows if r.get(k) not in (None, "")]
-        if pts and all(v > 0 for _, v in pts):
-            ax.plot(*zip(*pts), label=k)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    n_rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(n_rows, cols, figsize=(8 if cols == 1 else 5.5 * cols, 4.5 * n_rows if cols == 1
+                                                     else 3.6 * n_rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (keys, log_y, title) in zip(axes.flat, panels):
+        keys = keys or [k for k in rows[0] if k not in ("step", "seconds")]
+        for k in keys:
+            pts = [(float(r["step"]), float(r[k])) for r in rows if r.get(k) not in (None, "")]
+            if pts and (not log_y or all(v > 0 for _, v in pts)):
+                ax.plot(*zip(*pts), label=k, marker="." if len(pts) < 30 else None)
+        if log_y:
+            ax.set_yscale("log")
+        if title:
+            ax.set_title(title, fontsize=10)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
     png_path = Path(png_path)
     tmp = png_path.with_name(f".{png_path.name}.tmp.png")
     fig.savefig(tmp, dpi=100, bbox_inches="tight")

@@ -353,9 +353,23 @@ def test_foreign_resample_filter_is_refused(tmp_path: Path, marker: Path, nvidia
         read_any_generator(path)
 
 
-def test_conditional_and_other_architectures_are_refused(tmp_path: Path, marker: Path, nvidia_names: Any) -> None:
-    with pytest.raises(CheckpointError, match="class-conditional"):
-        read_any_generator(_edited(tmp_path, marker, nvidia_names, lambda g: None, c_dim=10))
+def test_conditional_snapshot_loads(tmp_path: Path, marker: Path, nvidia_names: Any) -> None:
+    """A c_dim = 10 pickle (like NVIDIA's CIFAR-10 model): mapping.embed read, renders identical."""
+    torch.manual_seed(3)
+    G = Generator(GeneratorConfig(32, (16, 16, 12, 8), z_dim=16, w_dim=16, mapping_layers=2, c_dim=10))
+    with torch.no_grad():
+        for t in G.state_dict().values():
+            t.add_(torch.randn_like(t) * 0.2)
+    G.eval().requires_grad_(False)
+    G2 = read_any_generator(write_pickle(nvidia_snapshot(G, marker, nvidia_names, c_dim=10), tmp_path / "c.pkl"))
+    assert G2.config == G.config and G2.c_dim == 10 and "mapping.embed.weight" in G2.state_dict()
+    z, c = torch.randn(3, 16), torch.eye(10)[[0, 4, 9]]
+    assert torch.equal(G2(z, c, truncation_psi=0.8), G(z, c, truncation_psi=0.8))
+    with pytest.raises(ValueError, match="c must be given"):
+        G2(z)
+
+
+def test_other_architectures_are_refused(tmp_path: Path, marker: Path, nvidia_names: Any) -> None:
     path = _edited(tmp_path, marker, nvidia_names, lambda g: None)
     snap = load_network_pickle(path)
     snap["G_ema"].state["_init_kwargs"]["synthesis_kwargs"]["architecture"] = "resnet"
