@@ -209,24 +209,15 @@ def infer_e4e_config(state: dict[str, torch.Tensor]) -> EncoderConfig:
 
 
 def _resolve(path: str | os.PathLike[str] | None) -> Path:
-    """The file to read: ``path`` if it is a file, else a weights-registry name (None: "default")."""
-    if path is not None:
-        file = Path(path).expanduser()
-        if file.is_file():
-            return file
-        if file.is_dir():
-            raise UserError(f"{file} is a folder, not a weights file")
+    """The file to read for a path, a weights-registry name, or None ("default"), as everywhere else.
+
+    Only the message for a missing default model differs: it suggests an encoder checkpoint.
+    """
     try:
-        from pretrained import resolve_weights  # deferred: the registry may download
-    except ImportError:
-        if path is not None:
-            raise UserError(f"{path}: no such file") from None
-        raise UserError("no default encoder in this install; pass a checkpoint such as e4e_ffhq_encode.pt") from None
-    if path is not None:
-        return Path(resolve_weights(os.fspath(path)))  # its UserError names the known models
-    try:
-        return Path(resolve_weights("default"))
+        return resolve_weights_path(path)
     except UserError as err:
+        if path is not None:
+            raise  # its message names the known models
         raise UserError(f"no default encoder weights ({err}); pass a checkpoint such as e4e_ffhq_encode.pt") from None
 
 

@@ -198,10 +198,10 @@ def resolve_model(weights: str | os.PathLike | None) -> Path:
         UserError: see :func:`check_model`; ``DownloadError`` for registered weights that
             cannot be had (e.g. offline: the message says what to download and where to put it).
     """
-    from pretrained import resolve_weights  # deferred: the registry may download
+    from stylegan.weights import resolve_weights_path
 
     check_model(weights)
-    return Path(resolve_weights("default" if weights is None else os.fspath(weights)))
+    return resolve_weights_path(weights)
 
 
 def load_models(weights: str | os.PathLike | None, device: torch.device, need_encoder: bool,
