@@ -12,7 +12,7 @@ from typing import Callable, Mapping
 
 __all__ = ["run_cli", "Terminated", "flag_names", "add_yes_option", "refine_steps", "add_refine_option",
            "add_model_options", "add_precision_option", "add_threads_option", "threads_value", "default_threads",
-           "apply_threads"]
+           "apply_threads", "keep_freed_memory"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -182,12 +182,36 @@ def default_threads(cores: int | None = None, load: float | None = None) -> int:
     return max(1, min(cores, int(cores - load + 0.5)))
 
 
+def keep_freed_memory() -> bool:
+    """Let glibc keep freed memory for reuse instead of returning big blocks to the system.
+
+    A 1024^2 activation is 128 MiB; glibc serves such blocks with mmap and unmaps them
+    on free, so every layer of every frame page-faults its output in again. Serving
+    them from the heap and keeping it (``M_MMAP_MAX`` 0, a high ``M_TRIM_THRESHOLD``)
+    made a 1024^2 frame 15% faster in fp32 and 30% in bf16 here (Sapphire Rapids, load
+    7; the PyTorch tuning guide suggests jemalloc or tcmalloc for the same reason). The
+    peak memory is unchanged; it is simply not handed back between frames. A no-op
+    (False) where the C library is not glibc.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4  # from glibc's malloc.h
+    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 2**30))
+
+
 def apply_threads(threads: int | str) -> int:
-    """Set torch's CPU threads from ``--threads`` and return the number used."""
+    """Set torch's CPU threads from ``--threads`` (and :func:`keep_freed_memory`); return the thread count."""
     import torch  # deferred so that --help never needs torch
 
     n = default_threads() if threads == "auto" else int(threads)
     torch.set_num_threads(n)
+    keep_freed_memory()
     return n
 
 

@@ -54,3 +54,12 @@ def test_apply_threads_sets_torch() -> None:
         assert n >= 1 and torch.get_num_threads() == n
     finally:
         torch.set_num_threads(before)
+
+
+def test_keep_freed_memory_on_glibc() -> None:
+    import platform
+
+    result = _cli.keep_freed_memory()
+    assert isinstance(result, bool)
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert result
