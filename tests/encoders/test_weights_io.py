@@ -21,11 +21,18 @@ from encoders.model_file import save_model
 from encoders.morph import invert, load_models as morph_load_models
 from stylegan.convert import to_rosinality
 from stylegan.errors import CheckpointError
+from stylegan.config import GeneratorConfig
 from stylegan.networks import Generator
 from stylegan.weights import generator_from, load_checkpoint
-from tests.stylegan.test_render import tiny_generator
 
 HOPPER = Path(__file__).resolve().parents[2] / "pretrained" / "examples" / "grace_hopper.jpg"
+
+
+def tiny_generator() -> Generator:
+    """32 px, 8 ws of 16 (z_dim = w_dim, so it can also be written in e4e's rosinality layout)."""
+    torch.manual_seed(0)
+    cfg = GeneratorConfig.from_channel_base(32, channel_base=256, channel_max=32, z_dim=16, w_dim=16)
+    return Generator(cfg).eval().requires_grad_(False)
 
 
 def tiny_encoder() -> Encoder4Editing:
