@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tools._cli import run_cli
+from tools._cli import add_precision_option, add_threads_option, apply_threads, run_cli
 
 EPILOG = """examples:
   python tools/train_stylegan.py --data faces/ --resolution 64 --minutes 120 --run runs/gan64
@@ -50,10 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-samples", type=int, default=512)
     p.add_argument("--val-fraction", type=float, default=0.05)
     p.add_argument("--val-count", type=int, default=512)
-    p.add_argument("--no-bf16", action="store_true", help="train in fp32")
+    add_precision_option(p)
+    p.add_argument("--no-bf16", action="store_true", help="train in fp32 (the same as --precision fp32)")
     p.add_argument("--labels", help="CSV with a 'file' column and a class column: train a conditional generator")
     p.add_argument("--label-column", help="the CSV column holding the class (needed with --labels)")
-    p.add_argument("--threads", type=int)
+    add_threads_option(p)
     p.add_argument("--seed", type=int, default=0)
     return p
 
@@ -75,8 +76,11 @@ def _run(args: argparse.Namespace) -> int:
     from stylegan.training.discriminator import Discriminator
     from stylegan.training.gan import GanTrainConfig, train_gan
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
+    from stylegan.precision import resolve_precision
+
+    # bf16 autocast only where the CPU has it natively: emulated bf16 trains many times slower than fp32.
+    bf16 = not args.no_bf16 and resolve_precision(args.precision, "cpu") == torch.bfloat16
     labels, class_names = (None, [])
     if args.labels:
         labels, class_names = read_class_labels(args.labels, args.label_column)
@@ -99,7 +103,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{n_train} training / {n_val} validation images; G {sum(p.numel() for p in G.parameters())/1e6:.2f}M "
           f"params, D {sum(p.numel() for p in D.parameters())/1e6:.2f}M")
     cfg = GanTrainConfig(batch_size=args.batch, g_lr=args.g_lr, d_lr=args.d_lr, r1_gamma=args.r1_gamma,
-                         bf16=not args.no_bf16, total_steps=args.steps, max_minutes=args.minutes,
+                         bf16=bf16, total_steps=args.steps, max_minutes=args.minutes,
                          eval_every=args.eval_every, sample_every=args.eval_every, ckpt_every=args.eval_every,
                          eval_samples=args.eval_samples, seed=args.seed)
     meta = {"command": "python tools/train_stylegan.py " + " ".join(sys.argv[1:] if argv_is_cli() else []),
