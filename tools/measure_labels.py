@@ -80,7 +80,8 @@ def _run(args: argparse.Namespace) -> int:
     from stylegan.fileio import atomic_output
     from stylegan.training.dataset import load_split, read_class_labels
     from stylegan.checkpoint import atomic_torch_save, read_checkpoint
-    from stylegan.training.label_metrics import SmallClassifier, measure_label_effect, train_classifier
+    from stylegan.training.label_metrics import (SmallClassifier, measure_label_effect, recall_per_class,
+                                                 train_classifier)
 
     for name, lo, hi in (("classifier-steps", 1, 100_000), ("classifier-width", 1, 256), ("samples", 1, 100_000), ("paths", 1, 10_000),
                          ("steps", 2, 100), ("val-count", 1, 100_000)):
@@ -124,12 +125,14 @@ def _run(args: argparse.Namespace) -> int:
         if saved is not None:
             atomic_torch_save({"format": CLASSIFIER_FORMAT, "state_dict": clf.state_dict(), "classes": names,
                                "resolution": res, "width": args.classifier_width, "heldout_accuracy": acc}, saved)
+    recall = recall_per_class(clf, val, names)
     effect = measure_label_effect(G, clf, res, names, samples=args.samples, paths=args.paths, steps=args.steps,
                                   a=a, b=b, psi=args.trunc, seed=args.seed)
-    result = {"classifier_heldout_accuracy": acc, "classifier_train_images": n_train, "heldout_images": n_val,
+    result = {"classifier_heldout_accuracy": acc, "classifier_heldout_recall": recall, "classifier_train_images": n_train, "heldout_images": n_val,
               "classes": names, "label_path": [names[a], names[b]], "truncation_psi": args.trunc,
               **effect.to_dict()}
-    print(f"classifier held-out accuracy {acc:.1%} ({n_val} real images)")
+    print(f"classifier held-out accuracy {acc:.1%} ({n_val} real images; " +
+          ", ".join(f"{k} {v:.1%}" for k, v in recall.items()) + ")")
     print(f"class agreement {effect.agreement:.1%} of {args.samples * c_dim} samples (" +
           ", ".join(f"{k} {v:.1%}" for k, v in effect.agreement_per_class.items()) + ")")
     print(f"label-only paths {names[a]} -> {names[b]}: mean P({names[b]}) along the path " +

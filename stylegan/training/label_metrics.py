@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from .dataset import ImageSet
 
-__all__ = ["SmallClassifier", "train_classifier", "classify", "LabelEffect", "measure_label_effect"]
+__all__ = ["SmallClassifier", "train_classifier", "classify", "recall_per_class", "LabelEffect", "measure_label_effect"]
 
 
 class SmallClassifier(nn.Module):
@@ -84,6 +84,15 @@ def train_classifier(train: ImageSet, val: ImageSet, num_classes: int, steps: in
     probs = classify(model, val.batch(np.arange(len(val))))
     acc = float((probs.argmax(1).numpy() == val.labels).mean())
     return model, acc
+
+
+def recall_per_class(model: nn.Module, images: ImageSet, class_names: list[str]) -> dict[str, float]:
+    """Share of each class's images that ``model`` assigns to it (its per-class recall)."""
+    if images.labels is None:
+        raise ValueError("images must carry labels")
+    pred = classify(model, images.batch(np.arange(len(images)))).argmax(1).numpy()
+    return {name: float((pred[images.labels == k] == k).mean()) if (images.labels == k).any() else float("nan")
+            for k, name in enumerate(class_names)}
 
 
 @dataclass
