@@ -21,7 +21,8 @@ add, activation, each a fresh 128 MiB tensor) and an eighth in preparing weights
 Mixed precision: under ``torch.autocast`` only the 3x3 convolutions (and the FIR
 filter right after an up-sampling one) run in the low precision. Styles, weight
 preparation, noise, activation, toRGB and the RGB skip sum stay float32, and
-activations are stored float32 between layers; the noise add widens the conv output.
+activations are stored float32 between layers (the noise add widens the conv output),
+except after an up-sampling layer, whose output feeds only the next conv.
 Measured on random official-size weights: rounding only the conv operands costs
 about 45 dB at 256^2, while rounding every op's output (plain autocast) gave 40.5 dB
 at 256^2 and 38 dB at 1024^2 (notes/speed.md).
@@ -154,7 +155,12 @@ def synthesis_layer_fast(layer: Any, x: torch.Tensor, w: torch.Tensor, noise_mod
         elif noise_mode == "random":
             noise = torch.randn(1, 1, layer.resolution, layer.resolution, device=y.device, dtype=wg.dtype)
             noise = noise * (layer.noise_strength.to(wg.dtype) * LRELU_GAIN)
-        if y.dtype != wg.dtype:
+        if y.dtype != wg.dtype and layer.up:
+            # An up layer's output feeds only the next conv, which reads bf16 anyway: stay bf16
+            # (no widening, no cast back; 1024^2 bf16 frame ~15% faster, 44.3 against 44.5 dB).
+            if noise is not None:
+                y = y.add_(noise.to(y.dtype))
+        elif y.dtype != wg.dtype:
             # bf16 conv output: the noise add also widens it to float32, in one pass instead of two
             y = y.to(wg.dtype) if noise is None else torch.add(y, noise)
         elif noise is not None:
