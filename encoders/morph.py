@@ -347,6 +347,8 @@ def encode_inputs(keyframes: list[Keyframe], G: torch.nn.Module, E: torch.nn.Mod
     steps = refine if refine == "auto" else int(refine)
     param = next(G.parameters())
     enc_dtype = resolve_precision(precision, param.device, model=E) if E is not None else torch.float32
+    if enc_dtype != torch.float32 and E is not None:
+        E = E.to(memory_format=torch.channels_last)  # oneDNN's native layout for bf16 (same values)
     for kf in keyframes:
         if kf.is_latent:
             kf.ws = load_latent(kf.source, G.num_ws, G.w_dim)
