@@ -118,13 +118,23 @@ def refine_latent(G: Generator, image: torch.Tensor, ws: torch.Tensor, steps: in
             if auto:
                 start = clock()
                 step()
-                took = clock() - start
+                slowest = took = clock() - start
                 steps = steps_for_budget(took, budget, max_steps)
+                done = 1
+                # Keep to the budget even when later steps run slower than the first (a busy
+                # machine): stop when the slowest step so far would no longer fit.
+                while done < steps:
+                    t0 = clock()
+                    if t0 - start + slowest > budget:
+                        break
+                    step()
+                    slowest = max(slowest, clock() - t0)
+                    done += 1
                 if log is not None:
-                    why = "the cap" if steps == max_steps else f"the {budget:g} s budget"
-                    log(f"refine auto: one step took {took:.2f} s, so {steps} step{'s' * (steps != 1)} "
-                        f"(about {steps * took:.0f} s; {why})")
-                steps -= 1
+                    why = "the cap" if done == max_steps else f"the {budget:g} s budget"
+                    log(f"refine auto: one step took {took:.2f} s, so {done} step{'s' * (done != 1)} "
+                        f"in {clock() - start:.1f} s ({why})")
+                steps = 0
             for _ in range(steps):
                 step()
     finally:

@@ -88,6 +88,26 @@ def test_auto_fits_the_budget(monkeypatch, step_s: float, budget: float, expecte
     assert len(lines) == 1 and f"so {expected} step" in lines[0]
 
 
+class SlowingClock(FakeClock):
+    """Each step takes 1 s longer than the one before (load rising while refining)."""
+
+    def __call__(self) -> float:
+        self.reads += 1
+        if self.reads % 2 == 0:
+            self.now += self.step
+            self.step += 1.0
+        return self.now
+
+
+def test_auto_stops_when_steps_slow_down(monkeypatch):
+    G = _tiny()
+    calls = _count_steps(G, monkeypatch)
+    clock = SlowingClock(2.0)  # steps of 2, 3, 4, 5 ... s: 2 + 3 + 4 + 5 = 14 fits 15, a fifth would not
+    refine_latent(G, torch.zeros(1, 3, 32, 32), G.mapping(torch.randn(1, 8)), steps="auto", budget=15.0,
+                  clock=clock)
+    assert calls[0] == 4
+
+
 def test_steps_for_budget_bounds():
     assert steps_for_budget(2.0, 20.0) == 10
     assert steps_for_budget(2.0, 20.0, max_steps=4) == 4
