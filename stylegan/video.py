@@ -148,9 +148,15 @@ def check_output_path(path: str | os.PathLike, kind: str | None = None) -> Path:
         raise UserError(f"{dest}: output folder {parent} {why}")
     if dest.exists() or dest.is_symlink():
         if kind == "frames":
-            if dest.is_symlink() or not dest.is_dir():
+            # Under the swap lock: another render may be swapping its folder in right now, and a
+            # half-swapped or half-listed folder would look like one we did not write.
+            with _folder_lock(parent):
+                present = dest.exists() or dest.is_symlink()
+                not_a_folder = present and (dest.is_symlink() or not dest.is_dir())
+                ours = not present or not_a_folder or _is_frames_folder(dest)
+            if not_a_folder:
                 raise UserError(f"{dest}: exists and is not a folder; cannot write frames there")
-            if not _is_frames_folder(dest):
+            if not ours:
                 raise UserError(f"{dest}: folder exists and was not written by this tool (no {MANIFEST}, or other "
                                 "files in it); choose a new or empty folder")
         elif dest.is_dir():
