@@ -204,6 +204,30 @@ _BUILTIN: tuple[WeightSpec, ...] = (
                    "../shared/data/train-faces/labels.csv ../shared/data/train-faces/utk_labels.csv --sampler "
                    "--cache runs/codes.pt -o pretrained/weights/default.pt"),
     ),
+    # The class-conditional demo (README, "Conditional generation"): 32 px faces, labels
+    # female/male, trained on this project's CPU machine with tools/train_stylegan.py.
+    WeightSpec(
+        name="cond-faces32-gender",
+        kind="toolkit",
+        filename="cond_faces32_gender.pt",
+        size=1141241,
+        sha256="016be3603ad9ddcb89e7dcc2a9e30e1f4e4b84fdf5588dafd865da30fcc91897",
+        local_path="weights/cond_faces32_gender.pt",
+        license=("weights: this project's; training data All-Age-Faces (no licence stated, research use) and "
+                 "UTKFace (non-commercial research only): research and non-commercial use only"),
+        source="trained by tools/train_stylegan.py --labels (this repository)",
+        description="32 px class-conditional StyleGAN2 (c_dim 2: female, male), 0.28 M parameters; "
+                    "report docs/cond_report.html",
+        reproduce=("D=../shared/data/train-faces; mkdir -p runs && { echo file,gender; "
+                   "awk -F, 'NR>1{print $1\",\"($4==\"1\"?\"male\":\"female\")}' $D/labels.csv; "
+                   "awk -F, 'NR>1{print $1\",\"($3==\"1\"?\"female\":\"male\")}' $D/utk_labels.csv; "
+                   "} > runs/gender.csv && "
+                   "python tools/train_stylegan.py --data $D --labels runs/gender.csv --label-column gender "
+                   "--resolution 32 --channel-base 1024 --channel-max 64 --w-dim 64 --mapping-layers 4 --batch 16 "
+                   "--r1-gamma 0.02 --minutes 92 --eval-every 250 --threads 1 --seed 0 --run runs/cond && "
+                   "cp runs/cond/best.pt pretrained/weights/cond_faces32_gender.pt "
+                   "(run as 72 + 20 minutes, resumed; stopped at step 7207, best pixel FD at step 7000)"),
+    ),
 )
 
 _REGISTRY: dict[str, WeightSpec] = {s.name: s for s in _BUILTIN}
