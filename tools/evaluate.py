@@ -16,7 +16,7 @@ from pathlib import Path
 from tools._cli import add_model_options, add_refine_option, add_threads_option, apply_threads, run_cli
 
 EPILOG = """examples:
-  python tools/evaluate.py ../shared/data/faces --single-only --sheet sheet.png --json scores.json
+  python tools/evaluate.py test-photos/ --single-only --sheet sheet.png --json scores.json
   python tools/evaluate.py a.jpg b.jpg --weights e4e_ffhq_encode.pt
   python tools/evaluate.py --morph astronaut_to_grace_hopper.mp4
 """
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("photos", nargs="*", help="photos or folders of photos (files named *nonface* are skipped)")
     add_model_options(p)
     p.add_argument("--single-only", action="store_true",
-                   help="for a folder with a SOURCES.md table (like ../shared/data/faces): only its single-face photos")
+                   help="for a folder with a SOURCES.md table (name | ... | faces columns): only its single-face photos")
     p.add_argument("--size", type=int, default=256, help="evaluation size (default 256)")
     add_refine_option(p, budget=False)  # evaluation keeps a fixed step count per generator size
     p.add_argument("--sheet", help="write a contact sheet PNG (input | reconstruction)")

@@ -13,10 +13,10 @@ from pathlib import Path
 from tools._cli import add_precision_option, add_threads_option, apply_threads, run_cli
 
 EPILOG = """examples:
-  # the embedded default model (64 px, joint autoencoder, ~2 h on 2 CPU cores):
-  python tools/train_encoder.py --data ../shared/data/train-faces --new-generator 64 \\
-      --g-channels 256,256,256,128,64 --w-dim 256 --mapping-layers 4 \\
-      --enc-widths 32,64,128,256 --enc-units 2,2,3,2 --joint --minutes 110 --run runs/default
+  # a joint autoencoder like the embedded default model (128 px; README: The default model):
+  python tools/train_encoder.py --data train-faces/ --new-generator 128 --g-channels 256,256,256,128,64,32 \\
+      --w-dim 128 --mapping-layers 4 --enc-input 64 --enc-widths 32,64,128,128 --enc-units 2,2,3,2 \\
+      --joint --batch 16 --minutes 120 --run runs/default
 
   # an encoder for an existing generator, with synthetic pairs:
   python tools/train_encoder.py --data faces/ --generator G.pt --synthetic-fraction 0.5 --run runs/enc

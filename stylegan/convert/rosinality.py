@@ -1,7 +1,7 @@
 """rosinality/stylegan2-pytorch ``.pt`` files: ``{g_ema, latent_avg}`` and training checkpoints.
 
-Key names and shapes are facts of that project's ``model.py`` (see
-/work/shared/CHECKPOINTS.md section 1); the code here is ours. Every tensor maps to
+Key names and shapes are facts of that project's ``model.py`` (the team's
+checkpoint-format notes, section 1); the code here is ours. Every tensor maps to
 one of ours by a reshape only: both projects store equalized-LR weights unscaled
 (rosinality ``EqualLinear``: weight [out, in] used as ``w * lr_mul / sqrt(in)``, bias
 as ``b * lr_mul``, exactly our ``FullyConnectedLayer``), take the transposed-conv
