@@ -55,9 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="direction files (or names) to project out: a conditional direction")
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="share of identities held out to measure accuracy (default: 0.2)")
-    p.add_argument("--C", type=float, default=0.01, dest="C",
+    p.add_argument("--C", type=float, default=1.0, dest="C",
                    help="inverse L2 regularisation of the logistic regression; smaller = smoother "
-                        "direction (default: 0.01)")
+                        "direction (default: 1)")
+    p.add_argument("--pca-k", type=int, default=128, metavar="K",
+                   help="fit in the span of the codes' top K principal components, where the generator "
+                        "looks; 0 = every code dimension (default: 128)")
     p.add_argument("--min-accuracy", type=float, default=None, help="fail when held-out accuracy is lower")
     p.add_argument("--cache", default=None, metavar="FILE.pt", help="codes cache, created if missing")
     p.add_argument("--sampler", action="store_true",
@@ -91,6 +94,8 @@ def _validate(args: argparse.Namespace) -> None:
         raise UserError(f"--val-fraction must be between 0 and 1, got {args.val_fraction}")
     if not args.C > 0:
         raise UserError(f"--C must be positive, got {args.C}")
+    if args.pca_k < 0:
+        raise UserError(f"--pca-k must be >= 0, got {args.pca_k}")
     if args.batch < 1:
         raise UserError(f"--batch must be >= 1, got {args.batch}")
     if args.min_accuracy is not None and not 0 <= args.min_accuracy <= 1:
@@ -292,7 +297,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                 f"{Path(c).name}: {col} {p} vs {q}" for c, col, p, q in zip(args.labels, columns, positives, negatives))
             + "".join(f"; where {c}{r}" for c, r in where)}
     d = learn_direction(x_tr, y_tr, condition_on=conditions, name=name, val_codes=x_va, val_labels=y_va, C=args.C,
-                        min_accuracy=args.min_accuracy, metadata=meta)
+                        min_accuracy=args.min_accuracy, metadata=meta, pca_k=args.pca_k or None)
     d.save(args.output)
     print(f"{name}: held-out accuracy {d.metadata['val_accuracy']:.1%} (train {d.metadata['train_accuracy']:.1%}), "
           f"one unit of strength = {d.scale:.4g}; wrote {args.output}")

@@ -4,8 +4,21 @@ A linear classifier separates codes with and without the attribute; the
 normal of its boundary points from "without" to "with". We use scikit-learn's
 ``LogisticRegression`` (a well-tested, deterministic solver with a
 probability-calibrated loss; InterFaceGAN used a linear SVM, which gives
-nearly the same normal on separable data) on standardised features, then map
-the normal back to code space (``coef / std``), where it is the boundary's normal.
+nearly the same normal on separable data) on the centred raw codes, as
+InterFaceGAN does, restricted to their top ``pca_k`` principal components.
+
+Why not standardised features: dividing each dimension by its std and mapping
+the normal back (``coef / std``) multiplies the weight of the dimensions that
+vary least. In an encoder's codes those are the ones the generator largely
+ignores, so such a normal separates the classes (89-90% held out on the
+default model) yet moving along it barely changes the image: +3 units of
+``age`` turned 47% of held-out young faces old (render, re-encode, same
+classifier) against 97% for the normal fitted in the top 128 components, at
+the same accuracy. Raw coordinates alone help only under a strong L2 penalty
+(a weakly penalised fit finds the same low-variance normal, since the best
+linear separator does not depend on the coordinates); the PCA subspace keeps
+the normal where the codes vary whatever ``C``. ``standardize=True,
+pca_k=None`` is the old fit, kept for comparison.
 
 Conditional directions (InterFaceGAN section 2.3) remove the components along
 other directions, so that editing one attribute leaves the others' classifier
@@ -76,7 +89,8 @@ def learn_direction(codes: torch.Tensor, labels: Sequence[int] | np.ndarray | to
                     condition_on: Sequence[Direction] | None = None, *, name: str = "attribute",
                     val_codes: torch.Tensor | None = None, val_labels: Sequence[int] | np.ndarray | None = None,
                     val_fraction: float = 0.2, C: float = 1.0, max_iter: int = 2000, seed: int = 0,
-                    min_accuracy: float | None = None, metadata: dict | None = None) -> Direction:
+                    min_accuracy: float | None = None, metadata: dict | None = None,
+                    standardize: bool = False, pca_k: int | None = 128) -> Direction:
     """Fit a linear classifier on codes and return the unit normal of its boundary.
 
     Args:
@@ -91,6 +105,12 @@ def learn_direction(codes: torch.Tensor, labels: Sequence[int] | np.ndarray | to
         seed: for the random held-out split.
         min_accuracy: raise UserError when the held-out accuracy is below this.
         metadata: extra entries stored with the direction.
+        standardize: fit on per-dimension standardised codes and map the normal back
+            (``coef / std``). Off by default: it weights low-variance dimensions, which
+            the generator barely uses, so the edit hardly shows (see the module docstring).
+        pca_k: fit in the span of the training codes' top ``pca_k`` principal components
+            (at most ``min(N - 1, D)``), so the normal lies where the codes vary, whatever
+            ``C``; None fits on every dimension.
 
     Returns:
         A :class:`Direction` with unit ``vector``; ``scale`` is the distance between the
@@ -119,6 +139,8 @@ def learn_direction(codes: torch.Tensor, labels: Sequence[int] | np.ndarray | to
         raise UserError(f"val_fraction must be in (0, 1), got {val_fraction}")
     if not math.isfinite(C) or C <= 0:
         raise UserError(f"C must be positive, got {C}")
+    if pca_k is not None and (int(pca_k) != pca_k or pca_k < 1):
+        raise UserError(f"pca_k must be a positive integer or None, got {pca_k}")
     shape = tuple(codes.shape[1:])
     x = codes.double().reshape(len(codes), -1).numpy()
     if val_codes is None:
@@ -136,11 +158,24 @@ def learn_direction(codes: torch.Tensor, labels: Sequence[int] | np.ndarray | to
             raise UserError(f"val_labels: got {len(y_va)} labels for {len(x_va)} codes")
     if len(np.unique(y_tr)) < 2 or len(np.unique(y_va)) < 2:
         raise UserError("labels: both classes must occur in the training and the held-out codes")
-    mu, sd = x_tr.mean(0), x_tr.std(0)
-    sd[sd < 1e-12] = 1.0
+    mu = x_tr.mean(0)
+    if standardize:
+        sd = x_tr.std(0)
+        sd[sd < 1e-12] = 1.0
+    else:  # raw coordinates (centred): the normal's weight follows the code's variance
+        sd = np.ones_like(mu)
+    feats = (x_tr - mu) / sd
+    k = None if pca_k is None else min(int(pca_k), len(feats) - 1, feats.shape[1])
+    if k is not None and k < feats.shape[1]:  # the classifier sees only the top-k principal coordinates
+        from .ganspace import pca_basis
+
+        basis = pca_basis(torch.from_numpy(feats), k)[1].numpy()  # [k, D], orthonormal rows
+    else:
+        basis = None
     clf = LogisticRegression(C=C, max_iter=max_iter, class_weight="balanced")
-    clf.fit((x_tr - mu) / sd, y_tr)
-    normal = torch.from_numpy(clf.coef_[0] / sd)  # the boundary's normal in code space
+    clf.fit(feats if basis is None else feats @ basis.T, y_tr)
+    coef = clf.coef_[0] if basis is None else clf.coef_[0] @ basis
+    normal = torch.from_numpy(coef / sd)  # the boundary's normal in code space
     conds = list(condition_on or [])
     if conds:
         normal = project_out(normal.reshape(shape), conds).reshape(-1)
@@ -152,7 +187,7 @@ def learn_direction(codes: torch.Tensor, labels: Sequence[int] | np.ndarray | to
     if conds:
         offset = 0.5 * (proj_tr[y_tr == 1].mean() + proj_tr[y_tr == 0].mean())
     else:  # the classifier's own threshold: coef.(x - mu)/sd + b = 0  <=>  <x, unit> = offset
-        offset = -(clf.intercept_[0] - (clf.coef_[0] * mu / sd).sum()) / float(normal.norm())
+        offset = -(clf.intercept_[0] - (coef * mu / sd).sum()) / float(normal.norm())
     acc_tr = float(((proj_tr > offset) == y_tr).mean())
     acc_va = float(((x_va @ unit.numpy() > offset) == y_va).mean())
     if min_accuracy is not None and acc_va < min_accuracy:
@@ -167,7 +202,8 @@ def learn_direction(codes: torch.Tensor, labels: Sequence[int] | np.ndarray | to
     scale = gap if gap > 0 else std
     meta = {"val_accuracy": acc_va, "train_accuracy": acc_tr, "num_train": int(len(y_tr)), "num_val": int(len(y_va)),
             "num_positive": int(y_tr.sum() + y_va.sum()), "offset": float(offset), "C": float(C),
-            "unit": "class-mean gap" if gap > 0 else "std", "std": std}
+            "unit": "class-mean gap" if gap > 0 else "std", "std": std, "standardized": bool(standardize),
+            "pca_k": int(basis.shape[0]) if basis is not None else None}
     if conds:
         meta["conditioned_on"] = [d.name for d in conds]
     meta.update(metadata or {})

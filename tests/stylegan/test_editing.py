@@ -254,6 +254,32 @@ def test_learn_direction_finds_a_separating_normal() -> None:
     assert learn_direction(x3, y).vector.shape == (4, 32)
 
 
+def _two_cues(n: int = 800, dim: int = 32, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
+    """Labels that one high-variance dimension (0) and one low-variance dimension (1) both reveal equally well."""
+    gen = torch.Generator().manual_seed(seed)
+    y = (torch.rand(n, generator=gen) < 0.5).long()
+    side = 2.0 * y.float() - 1
+    x = torch.randn(n, dim, generator=gen)
+    x[:, 0] = 3.0 * x[:, 0] + 3.0 * side
+    x[:, 1] = 0.05 * x[:, 1] + 0.05 * side
+    return x, y.numpy()
+
+
+def test_learned_normal_lies_where_the_codes_vary() -> None:
+    # A generator largely ignores code dimensions its encoder barely varies: the normal must
+    # weight the high-variance cue, or editing along it hardly changes the image.
+    x, y = _two_cues()
+    for d in (learn_direction(x, y, pca_k=8), learn_direction(x, y, pca_k=None, C=0.01)):
+        assert float(d.vector[0]) > 0.8 and abs(float(d.vector[1])) < 0.3
+        assert d.scale > 3.0  # one unit = the class-mean gap, mostly along dimension 0 (6 apart)
+    assert learn_direction(x, y, pca_k=8).metadata["pca_k"] == 8
+    # the old fit on standardised features puts nearly all its weight on the low-variance cue
+    old = learn_direction(x, y, standardize=True, pca_k=None)
+    assert abs(float(old.vector[1])) > 0.9 and old.metadata["standardized"]
+    with pytest.raises(UserError, match="pca_k"):
+        learn_direction(x, y, pca_k=0)
+
+
 def test_learn_direction_fails_on_random_labels() -> None:
     x, _, _ = _separable()
     y = np.random.default_rng(0).integers(0, 2, len(x))

@@ -50,6 +50,7 @@ def test_learns_stores_accuracy_and_caches_codes(dataset, model_file, tmp_path, 
     acc = d.metadata["val_accuracy"]
     assert 0 <= acc <= 1 and f"held-out accuracy {acc:.1%}" in printed
     assert "learn_directions.py" in d.metadata["command"] and d.metadata["model_fingerprint"]
+    assert d.metadata["standardized"] is False and 1 <= d.metadata["pca_k"] <= 128  # fitted in the top components
     cached = torch.load(cache, weights_only=True)
     assert len(cached["files"]) == 40
     # a second direction reuses the cache: the encoder is never called
@@ -73,6 +74,7 @@ def test_learns_stores_accuracy_and_caches_codes(dataset, model_file, tmp_path, 
     (["--column", "bright", "bright", "bright"], "--column takes one value or one per CSV"),
     (["--positive", "lots"], "--positive must be a number or a comparison"),
     (["--where", "age"], "--where must look like"),
+    (["--pca-k", "-1"], "--pca-k must be >= 0"),
 ])
 def test_bad_options_fail_in_one_line_before_any_work(dataset, model_file, tmp_path, capsys, extra, message) -> None:
     assert main(_args(dataset, model_file, tmp_path / "x.pt", *extra)) == 1
