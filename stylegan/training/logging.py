@@ -104,6 +104,7 @@ def plot_panels(csv_path: str | os.PathLike, png_path: str | os.PathLike,
         ax.set_xlabel("step")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
+    fig.tight_layout()  # keeps panel titles clear of the x labels above them
     png_path = Path(png_path)
     tmp = png_path.with_name(f".{png_path.name}.tmp.png")
     fig.savefig(tmp, dpi=100, bbox_inches="tight")

@@ -99,7 +99,7 @@ def write_report(run_dir: str | os.PathLike, path: str | os.PathLike | None = No
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Training report: {e(run_dir.name)}</title>"
              f"<style>{_CSS}</style></head><body><h1>Training report: {e(run_dir.name)}</h1>"]
     last = rows[-1] if rows else {}
-    summary = [("steps", last.get("step", "0")), ("training time", f"{float(last.get('seconds', 0)) / 60:.1f} min"),
+    summary = [("last evaluation", f"step {last.get('step', '0')}"), ("training time", f"{float(last.get('seconds', 0)) / 60:.1f} min"),
                ("classes", ", ".join(class_names) or "unconditional")]
     if info.get("meta", {}).get("command"):
         summary.append(("command", info["meta"]["command"]))
