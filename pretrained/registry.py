@@ -192,7 +192,9 @@ _BUILTIN: tuple[WeightSpec, ...] = (
         source="trained by tools/train_encoder.py (this repository)",
         description=("128 px face autoencoder: e4e-style encoder + StyleGAN2 generator (12 ws of 128), "
                      "with a Gaussian sampler for random faces"),
-        reproduce=("A='--data ../shared/data/train-faces --new-generator 128 --g-channels 256,256,256,128,64,32 "
+        # $TRAIN_FACES: the folder of aligned training faces with labels.csv and utk_labels.csv
+        # (README, "The default model"); no path outside this repository is named here.
+        reproduce=("A='--data $TRAIN_FACES --new-generator 128 --g-channels 256,256,256,128,64,32 "
                    "--w-dim 128 --mapping-layers 4 --enc-input 64 --enc-widths 32,64,128,128 --enc-units 2,2,3,2 "
                    "--joint --batch 16 --threads 1 --run runs/default'; "
                    "python tools/train_encoder.py $A --lr 1e-3 --g-lr 2e-3 --steps 5200 && "
@@ -201,7 +203,7 @@ _BUILTIN: tuple[WeightSpec, ...] = (
                    "python tools/train_encoder.py --export runs/default/best.pt runs/default/export.pt --fp16 && "
                    # random faces: its mapping was never trained, so a Gaussian fitted to the encoded faces replaces it
                    "python tools/learn_directions.py --weights runs/default/export.pt --labels "
-                   "../shared/data/train-faces/labels.csv ../shared/data/train-faces/utk_labels.csv --sampler "
+                   "$TRAIN_FACES/labels.csv $TRAIN_FACES/utk_labels.csv --sampler "
                    "--cache runs/codes.pt -o pretrained/weights/default.pt"),
     ),
     # The class-conditional demo (README, "Conditional generation"): 32 px faces, labels
@@ -218,7 +220,7 @@ _BUILTIN: tuple[WeightSpec, ...] = (
         source="trained by tools/train_stylegan.py --labels (this repository)",
         description="32 px class-conditional StyleGAN2 (c_dim 2: female, male), 0.28 M parameters; "
                     "report docs/cond_report.html",
-        reproduce=("D=../shared/data/train-faces; mkdir -p runs && { echo file,gender; "
+        reproduce=("D=$TRAIN_FACES; mkdir -p runs && { echo file,gender; "
                    "awk -F, 'NR>1{print $1\",\"($4==\"1\"?\"male\":\"female\")}' $D/labels.csv; "
                    "awk -F, 'NR>1{print $1\",\"($3==\"1\"?\"female\":\"male\")}' $D/utk_labels.csv; "
                    "} > runs/gender.csv && "
