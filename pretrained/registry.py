@@ -138,7 +138,7 @@ class WeightSpec:
         return self.url or self.drive_url or (self.mirrors[0] if self.mirrors else None)
 
 
-# Sizes and hashes: /work/shared/CHECKPOINTS.md section 4. None of the original
+# Sizes and hashes: the team's checkpoint-format notes, section 4. None of the original
 # projects publishes a checksum; the two sha256 values below were taken from a
 # public mirror and have not been checked against the Drive copies. If Drive
 # serves different bytes the download is refused, which is the safe failure.
