@@ -104,6 +104,12 @@ def _run(args: argparse.Namespace) -> int:
 
     if not args.photos and not args.morph:
         raise UserError("give photos to evaluate and/or --morph VIDEO")
+    from stylegan.fileio import check_not_input
+
+    photos = _photos(args.photos, args.single_only) if args.photos else []
+    for out in (args.sheet, args.json):  # checked before any work: inputs are never overwritten
+        if out:
+            check_not_input(out, photos + ([Path(args.morph)] if args.morph else []))
     report: dict = {}
     if args.photos:
         device = "cuda" if args.device == "auto" and torch.cuda.is_available() else (
@@ -111,7 +117,7 @@ def _run(args: argparse.Namespace) -> int:
         weights = args.weights or args.model
         E = load_encoder(weights, device=device).eval()
         G = load_generator(weights, device=device)
-        scores, pairs = evaluate_inversion(_photos(args.photos, args.single_only), E, G, args.size, args.refine,
+        scores, pairs = evaluate_inversion(photos, E, G, args.size, args.refine,
                                           progress=not args.quiet)
         summary = summarize(scores)
         report = {"summary": summary, "refine": args.refine, "photos": [s.as_dict() for s in scores]}

@@ -83,3 +83,14 @@ def test_exit_code_is_non_zero_when_every_photo_failed(model_file, tmp_path, cap
     assert code == 1
     assert "none of the 2 photos could be evaluated" in captured.err and "the file is empty" in captured.err
     assert "HEIC" in captured.out  # the table still says what went wrong with each photo
+
+
+@pytest.mark.parametrize("flag", ["--sheet", "--json"])
+def test_an_output_that_is_an_input_photo_is_refused_before_any_work(tmp_path, capsys, flag):
+    photo = tmp_path / "me.png"
+    Image.new("RGB", (32, 32), (120, 80, 60)).save(photo)
+    before = photo.read_bytes()
+    assert main([str(photo), flag, str(photo), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "inputs are never overwritten" in err and "Traceback" not in err
+    assert photo.read_bytes() == before
