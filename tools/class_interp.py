@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from tools._cli import run_cli
+from tools._cli import add_threads_option, apply_threads, run_cli
 
 DEMO_MODEL = "cond-faces32-gender"
 
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="side of each face in pixels (default: the generator's resolution, at least 128)")
     p.add_argument("--batch-size", type=int, default=8, help="faces synthesised together (default: 8)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
+    add_threads_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     return p
 
@@ -93,6 +94,7 @@ def _run(args: argparse.Namespace) -> int:
     from stylegan.video import check_image_name, check_output_path, open_writer, output_kind, write_image
 
     start = time.perf_counter()
+    apply_threads(args.threads)
     if args.steps < 2 or args.steps > 64:
         raise UserError(f"--steps must be from 2 to 64, got {args.steps}")
     if args.frames < 2 or args.frames > 10_000:

@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from tools._cli import add_model_options, run_cli
+from tools._cli import add_model_options, add_threads_option, apply_threads, run_cli
 
 EPILOG = """\
 examples:
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--align", action="store_true", help="FFHQ-align each photo first (slow; for raw photos)")
     add_model_options(p)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
+    add_threads_option(p)
     p.add_argument("--batch", type=int, default=64, help="photos encoded at once (default: 64)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
@@ -244,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    apply_threads(args.threads)
     _validate(args)
     import torch
 

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from tools._cli import run_cli
+from tools._cli import add_threads_option, apply_threads, run_cli
 from tools.class_interp import DEMO_MODEL, add_conditional_model_options
 
 CLASSIFIER_FORMAT = "stylegan-morph/label-classifier/v1"
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-count", type=int, default=512, help="at most this many held-out images (default: 512)")
     p.add_argument("--cache", metavar="DIR", help="folder for decoded images (e.g. the training run's cache)")
     p.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's choice)")
+    add_threads_option(p)
     p.add_argument("--seed", type=int, default=0, help="(default: 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
     return p
@@ -92,8 +92,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"--val-fraction must be between 0 and 1, got {args.val_fraction}")
     if not math.isfinite(args.trunc):
         raise UserError(f"--trunc must be a finite number, got {args.trunc}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     log = (lambda s: None) if args.quiet else print
     labels, csv_names = read_class_labels(args.labels, args.label_column)
     G = load_generator(args.weights or args.model or DEMO_MODEL)
