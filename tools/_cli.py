@@ -12,7 +12,10 @@ from typing import Callable, Mapping
 
 __all__ = ["run_cli", "Terminated", "flag_names", "add_yes_option", "refine_steps", "add_refine_option",
            "add_model_options", "add_precision_option", "add_threads_option", "threads_value", "default_threads",
-           "apply_threads", "keep_freed_memory"]
+           "apply_threads", "keep_freed_memory", "DEVICE_CHOICES", "add_device_option", "add_batch_size_option"]
+
+# What stylegan.render.resolve_device accepts by name (it also takes "cuda:N" from library callers).
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 class Terminated(KeyboardInterrupt):
@@ -213,6 +216,26 @@ def apply_threads(threads: int | str) -> int:
     torch.set_num_threads(n)
     keep_freed_memory()
     return n
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    """``--device auto|cpu|cuda``, resolved by :func:`stylegan.render.resolve_device` (one help text for all tools)."""
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
+                        help="where to compute: auto = CUDA when a GPU is visible, else CPU (default: auto)")
+
+
+def add_batch_size_option(parser: argparse.ArgumentParser, default: int, what: str,
+                          old_batch: bool = False) -> None:
+    """``--batch-size N``: how many items one step takes; ``what`` says which (e.g. "faces synthesised together").
+
+    Args:
+        old_batch: also accept the older spelling ``--batch`` (hidden, same destination)
+            so that existing commands keep working.
+    """
+    parser.add_argument("--batch-size", dest="batch_size", type=int, default=default, metavar="N",
+                        help=f"{what} (default: {default})")
+    if old_batch:  # deprecated spelling, kept out of --help
+        parser.add_argument("--batch", dest="batch_size", type=int, default=default, help=argparse.SUPPRESS)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

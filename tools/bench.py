@@ -15,7 +15,8 @@ import torch
 from stylegan.errors import UserError
 from stylegan.fileio import atomic_output
 from stylegan.ops.benchmark import default_variants, format_table, run_benchmark
-from tools._cli import add_precision_option, add_refine_option, add_threads_option, apply_threads, run_cli
+from tools._cli import (add_device_option, add_precision_option, add_refine_option, add_threads_option,
+                        apply_threads, run_cli)
 
 __all__ = ["main", "build_parser"]
 
@@ -60,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="variants to run (default: all that fit the device, ref-fp32 first)")
     p.add_argument("--repeats", type=_positive_int, default=5, help="timed frames per variant (median reported)")
     p.add_argument("--warmup", type=int, default=1, help="untimed frames per variant first")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda if available")
+    add_device_option(p)
     add_threads_option(p)
     p.add_argument("--e2e", action="store_true", help="time a whole morph per resolution instead of frames")
     p.add_argument("--photos", nargs="+", type=Path, default=None, metavar="PHOTO",

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from tools._cli import add_threads_option, apply_threads, run_cli
+from tools._cli import add_batch_size_option, add_device_option, add_threads_option, apply_threads, run_cli
 
 DEMO_MODEL = "cond-faces32-gender"
 
@@ -67,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crf", type=int, default=18, help="H.264 quality, 0 best .. 51 worst (default: 18)")
     p.add_argument("--size", type=int, default=None, metavar="PX",
                    help="side of each face in pixels (default: the generator's resolution, at least 128)")
-    p.add_argument("--batch-size", type=int, default=8, help="faces synthesised together (default: 8)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
+    add_batch_size_option(p, 8, "faces synthesised together")
+    add_device_option(p)
     add_threads_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     return p

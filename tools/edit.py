@@ -7,7 +7,8 @@ import math
 import re
 import sys
 
-from tools._cli import (add_model_options, add_precision_option, add_refine_option, add_threads_option, apply_threads,
+from tools._cli import (add_batch_size_option, add_device_option,
+                        add_model_options, add_precision_option, add_refine_option, add_threads_option, apply_threads,
                         run_cli)
 
 EPILOG = """\
@@ -80,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=int, default=None, metavar="PX",
                         help="output side in pixels (default: the generator's resolution)")
     parser.add_argument("--no-cache", action="store_true", help="encode photos again, keep no codes")
-    parser.add_argument("--batch-size", type=int, default=4, help="images synthesised together (default: 4)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
+    add_batch_size_option(parser, 4, "images synthesised together")
+    add_device_option(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages")
     return parser
 

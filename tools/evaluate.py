@@ -13,7 +13,8 @@ import math
 import sys
 from pathlib import Path
 
-from tools._cli import add_model_options, add_refine_option, add_threads_option, apply_threads, run_cli
+from tools._cli import (add_device_option, add_model_options, add_refine_option, add_threads_option,
+                        apply_threads, run_cli)
 
 EPILOG = """examples:
   python tools/evaluate.py test-photos/ --single-only --sheet sheet.png --json scores.json
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sheet", help="write a contact sheet PNG (input | reconstruction)")
     p.add_argument("--json", help="write per-photo scores and the summary as JSON")
     p.add_argument("--morph", help="a morph video (or folder of frames): report the share of frames with exactly one face")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_device_option(p)
     add_threads_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return p

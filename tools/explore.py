@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import (add_model_options, add_precision_option, add_refine_option, add_threads_option, apply_threads,
+from tools._cli import (add_device_option,
+                        add_model_options, add_precision_option, add_refine_option, add_threads_option, apply_threads,
                         run_cli)
 
 EPILOG = """\
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-cache", action="store_true", help="keep codes in memory only")
     parser.add_argument("--max-upload-mb", type=float, default=20, metavar="MB",
                         help="largest upload per request (default: 20)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
+    add_device_option(parser)
     parser.add_argument("--bench", type=int, default=0, metavar="N",
                         help="measure N morph and N edit slider moves at the server with the bundled photos, "
                              "print the medians and exit")

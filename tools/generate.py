@@ -7,7 +7,8 @@ import sys
 import time
 
 from stylegan.errors import UserError
-from tools._cli import add_precision_option, add_threads_option, add_yes_option, apply_threads, run_cli
+from tools._cli import (add_batch_size_option, add_device_option, add_precision_option, add_threads_option,
+                        add_yes_option, apply_threads, run_cli)
 
 EPILOG = """\
 examples:
@@ -83,11 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     interp.add_argument("--easing", choices=("linear", "ease-in-out", "cosine"), default="linear",
                         help="speed profile of each transition (default: linear)")
     interp.add_argument("--loop", action="store_true", help="return to the first seed for a seamless loop")
-    parser.add_argument("--batch-size", type=int, default=4, help="faces synthesised together (default: 4)")
+    add_batch_size_option(parser, 4, "faces synthesised together")
     add_yes_option(parser)
     add_precision_option(parser)
     add_threads_option(parser)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
+    add_device_option(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     return parser
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import (add_model_options, add_precision_option, add_refine_option, add_threads_option, add_yes_option,
+from tools._cli import (add_batch_size_option, add_device_option,
+                        add_model_options, add_precision_option, add_refine_option, add_threads_option, add_yes_option,
                         apply_threads, run_cli)
 
 EPILOG = """\
@@ -64,12 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--noise-mode", choices=("const", "random", "none"), default="const",
                         help="per-layer noise; const keeps the video steady (default: const)")
     parser.add_argument("--seed", type=int, default=0, help="random seed, used by --noise-mode random (default: 0)")
-    parser.add_argument("--batch-size", type=int, default=4, help="frames synthesised together (default: 4)")
+    add_batch_size_option(parser, 4, "frames synthesised together")
     add_refine_option(parser)
     add_yes_option(parser)
     add_precision_option(parser)
     add_threads_option(parser)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
+    add_device_option(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     return parser
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import (add_model_options, add_precision_option, add_refine_option, add_threads_option, apply_threads,
+from tools._cli import (add_device_option,
+                        add_model_options, add_precision_option, add_refine_option, add_threads_option, apply_threads,
                         run_cli)
 
 EPILOG = """\
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_refine_option(parser)
     add_precision_option(parser)
     add_threads_option(parser)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
+    add_device_option(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     return parser
 

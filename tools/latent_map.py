@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import add_model_options, add_refine_option, add_threads_option, apply_threads, run_cli
+from tools._cli import (add_batch_size_option, add_device_option, add_model_options, add_refine_option,
+                        add_threads_option, apply_threads, run_cli)
 
 EPILOG = """\
 examples:
@@ -47,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-thumbnails", type=int, default=400, metavar="N",
                         help="at most N thumbnails, the other faces are dots (default: 400)")
     parser.add_argument("--seed", type=int, default=0, help="random state of t-SNE/UMAP (default: 0)")
-    parser.add_argument("--batch-size", type=int, default=8, help="codes rendered together (default: 8)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
+    add_batch_size_option(parser, 8, "codes rendered together")
+    add_device_option(parser)
     add_threads_option(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages")
     return parser

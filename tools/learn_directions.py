@@ -7,7 +7,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from tools._cli import add_model_options, add_threads_option, apply_threads, run_cli
+from tools._cli import (add_batch_size_option, add_device_option, add_model_options, add_threads_option,
+                        apply_threads, run_cli)
 
 EPILOG = """\
 examples:
@@ -69,9 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "network was never trained)")
     p.add_argument("--align", action="store_true", help="FFHQ-align each photo first (slow; for raw photos)")
     add_model_options(p)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
+    add_device_option(p)
     add_threads_option(p)
-    p.add_argument("--batch", type=int, default=64, help="photos encoded at once (default: 64)")
+    add_batch_size_option(p, 64, "photos encoded together", old_batch=True)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -97,8 +98,8 @@ def _validate(args: argparse.Namespace) -> None:
         raise UserError(f"--C must be positive, got {args.C}")
     if args.pca_k < 0:
         raise UserError(f"--pca-k must be >= 0, got {args.pca_k}")
-    if args.batch < 1:
-        raise UserError(f"--batch must be >= 1, got {args.batch}")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.min_accuracy is not None and not 0 <= args.min_accuracy <= 1:
         raise UserError(f"--min-accuracy must be between 0 and 1, got {args.min_accuracy}")
     out = Path(args.output)
@@ -160,9 +161,9 @@ def _encode(files: list[Path], G, E, args: argparse.Namespace, model_key: str) -
     skipped: list[str] = []
     bar = tqdm(total=len(todo), desc="encoding", unit="photo", disable=args.quiet or not todo)
     try:
-        for i in range(0, len(todo), args.batch):
+        for i in range(0, len(todo), args.batch_size):
             chunk, images = [], []
-            for f in todo[i:i + args.batch]:
+            for f in todo[i:i + args.batch_size]:
                 if args.align:
                     from encoders.align import NoFaceError, align_face
 
@@ -184,8 +185,8 @@ def _encode(files: list[Path], G, E, args: argparse.Namespace, model_key: str) -
                     ws = E.encode(x).float().cpu().half()
                 for j, w in zip(idx, ws):
                     codes[str(chunk[j].resolve())] = w.clone()
-            bar.update(len(todo[i:i + args.batch]))
-            if (i // args.batch) % 50 == 49:
+            bar.update(len(todo[i:i + args.batch_size]))
+            if (i // args.batch_size) % 50 == 49:
                 _write_cache(cache, model_key, codes)  # resumable after an interruption
     finally:
         bar.close()

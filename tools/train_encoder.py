@@ -10,13 +10,13 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from tools._cli import add_precision_option, add_threads_option, apply_threads, run_cli
+from tools._cli import add_batch_size_option, add_precision_option, add_threads_option, apply_threads, run_cli
 
 EPILOG = """examples:
   # a joint autoencoder like the embedded default model (128 px; README: The default model):
   python tools/train_encoder.py --data train-faces/ --new-generator 128 --g-channels 256,256,256,128,64,32 \\
       --w-dim 128 --mapping-layers 4 --enc-input 64 --enc-widths 32,64,128,128 --enc-units 2,2,3,2 \\
-      --joint --batch 16 --minutes 120 --run runs/default
+      --joint --batch-size 16 --minutes 120 --run runs/default
 
   # an encoder for an existing generator, with synthetic pairs:
   python tools/train_encoder.py --data faces/ --generator G.pt --synthetic-fraction 0.5 --run runs/enc
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enc-units", type=_ints, default=(3, 4, 14, 3), help="IR-SE units per stage (IR-SE50)")
     p.add_argument("--enc-input", type=int, help="encoder input size (default: the generator resolution, min 32)")
     p.add_argument("--joint", action="store_true", help="train the generator too (autoencoder)")
-    p.add_argument("--batch", type=int, default=16)
+    add_batch_size_option(p, 16, "training images per step", old_batch=True)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--g-lr", type=float, default=2e-3)
     p.add_argument("--delta-weight", type=float, default=2e-4, help="e4e delta regularisation weight")
@@ -118,7 +118,7 @@ def _run(args: argparse.Namespace) -> int:
           f"generator {res}px, {G.num_ws} ws of {G.w_dim}")
     known = {f.name for f in fields(EncoderTrainConfig)}
     cfg = EncoderTrainConfig(**{k: v for k, v in dict(
-        batch_size=args.batch, lr=args.lr, g_lr=args.g_lr, joint=args.joint, delta_weight=args.delta_weight,
+        batch_size=args.batch_size, lr=args.lr, g_lr=args.g_lr, joint=args.joint, delta_weight=args.delta_weight,
         lap_weight=args.lap_weight, synthetic_fraction=args.synthetic_fraction, bf16=bf16,
         total_steps=args.steps, max_minutes=args.minutes, val_every=args.val_every,
         sample_every=args.val_every, ckpt_every=args.val_every, seed=args.seed).items() if k in known})

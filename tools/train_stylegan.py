@@ -17,12 +17,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from tools._cli import add_precision_option, add_threads_option, apply_threads, run_cli
+from tools._cli import add_batch_size_option, add_precision_option, add_threads_option, apply_threads, run_cli
 
 EPILOG = """examples:
   python tools/train_stylegan.py --data faces/ --resolution 64 --minutes 120 --run runs/gan64
   python tools/train_stylegan.py --data faces/ --resolution 128 --channel-base 4096 --channel-max 256 \\
-      --w-dim 256 --mapping-layers 4 --batch 16 --run runs/gan128
+      --w-dim 256 --mapping-layers 4 --batch-size 16 --run runs/gan128
   # conditional: one class per value of the CSV column (class names are saved with the weights)
   python tools/train_stylegan.py --data faces/ --labels faces/labels.csv --label-column gender \\
       --resolution 32 --minutes 60 --run runs/cond
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channel-max", type=int, default=256)
     p.add_argument("--w-dim", type=int, default=256, help="z and w width")
     p.add_argument("--mapping-layers", type=int, default=4)
-    p.add_argument("--batch", type=int, default=16)
+    add_batch_size_option(p, 16, "training images per step", old_batch=True)
     p.add_argument("--g-lr", type=float, default=2e-3)
     p.add_argument("--d-lr", type=float, default=2e-3)
     p.add_argument("--r1-gamma", type=float, default=1.0)
@@ -102,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
         print("classes (training images): " + ", ".join(f"{n} ({c})" for n, c in zip(class_names, counts)))
     print(f"{n_train} training / {n_val} validation images; G {sum(p.numel() for p in G.parameters())/1e6:.2f}M "
           f"params, D {sum(p.numel() for p in D.parameters())/1e6:.2f}M")
-    cfg = GanTrainConfig(batch_size=args.batch, g_lr=args.g_lr, d_lr=args.d_lr, r1_gamma=args.r1_gamma,
+    cfg = GanTrainConfig(batch_size=args.batch_size, g_lr=args.g_lr, d_lr=args.d_lr, r1_gamma=args.r1_gamma,
                          bf16=bf16, total_steps=args.steps, max_minutes=args.minutes,
                          eval_every=args.eval_every, sample_every=args.eval_every, ckpt_every=args.eval_every,
                          eval_samples=args.eval_samples, seed=args.seed)
