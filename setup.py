@@ -5,7 +5,7 @@ from setuptools import setup
 TOOLS = [
     "generate", "bench", "align", "invert", "download", "interpolate",
     "train_stylegan", "train_encoder", "evaluate", "explore", "learn_directions",
-    "edit", "latent_map", "gpu_check", "class_interp", "measure_labels",
+    "edit", "latent_map", "gpu_check", "class_interp", "measure_labels", "export_model",
 ]
 
 setup(

@@ -21,9 +21,9 @@ EPILOG = """examples:
   # an encoder for an existing generator, with synthetic pairs:
   python tools/train_encoder.py --data faces/ --generator G.pt --synthetic-fraction 0.5 --run runs/enc
 
-  # resume a run (same command; the state in --run is picked up), then export:
+  # resume a run (same command; the state in --run is picked up), then export (see sgm-export-model):
   python tools/train_encoder.py ... --run runs/default
-  python tools/train_encoder.py --export runs/default/best.pt pretrained/weights/default.pt --fp16
+  python tools/export_model.py runs/default/best.pt pretrained/weights/default.pt --fp16
 """
 
 
@@ -61,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-bf16", action="store_true", help="train in fp32 (the same as --precision fp32)")
     add_threads_option(p)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--export", nargs=2, metavar=("MODEL", "OUT"), help="re-save a model file (e.g. best.pt) and stop")
-    p.add_argument("--fp16", action="store_true", help="with --export: store weights as float16 (half the size)")
+    # deprecated: tools/export_model.py does this; kept (out of --help) so that old commands keep working
+    p.add_argument("--export", nargs=2, metavar=("MODEL", "OUT"), help=argparse.SUPPRESS)
+    p.add_argument("--fp16", action="store_true", help=argparse.SUPPRESS)
     return p
 
 
@@ -82,11 +83,11 @@ def _run(args: argparse.Namespace) -> int:
 
     apply_threads(args.threads)
     if args.export:
-        from encoders.export import export_model
+        from tools.export_model import export
 
-        size = export_model(args.export[0], args.export[1], fp16=args.fp16)
-        print(f"wrote {args.export[1]} ({size / 1e6:.1f} MB)")
-        return 0
+        print("note: --export is deprecated; use sgm-export-model MODEL OUT [--fp16] (tools/export_model.py)",
+              file=sys.stderr)
+        return export(args.export[0], args.export[1], args.fp16)
     if not args.data:
         raise UserError("--data is required (folders of aligned faces)")
     if args.generator:
