@@ -110,3 +110,36 @@ def refused_in_little_memory(run_memory_limited) -> Callable[..., str]:
         return result.stdout[len("REFUSED "):].strip()
 
     return run
+
+
+# ----------------------------------------------------------------------------- tiny model files, offline
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    """A tiny generator + encoder model file (see ``tests.helpers``), written once per test module."""
+    from encoders.model_file import save_model
+    from tests.helpers import tiny_encoder, tiny_generator
+
+    path = tmp_path_factory.mktemp("model") / "tiny_model.pt"
+    save_model(path, tiny_generator(), tiny_encoder())
+    return path
+
+
+@pytest.fixture(scope="module")
+def generator_file(tmp_path_factory) -> Path:
+    """A tiny generator-only file, written once per test module."""
+    from stylegan import save_generator
+    from tests.helpers import tiny_generator
+
+    path = tmp_path_factory.mktemp("gen") / "tiny_generator.pt"
+    save_generator(path, tiny_generator())
+    return path
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch) -> None:
+    """Nothing may touch the network or the user's cache. Modules that need it everywhere say
+    ``pytestmark = pytest.mark.usefixtures("offline")``."""
+    monkeypatch.setenv("STYLEGAN_MORPH_OFFLINE", "1")
+    monkeypatch.setenv("STYLEGAN_MORPH_CACHE", str(tmp_path / "cache"))

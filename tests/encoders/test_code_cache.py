@@ -12,7 +12,9 @@ from encoders import Encoder4Editing
 from encoders.code_cache import CachedEncoder, CodeCache, file_sha256, model_id, photo_key
 from stylegan import load_generator
 from stylegan.errors import UserError
-from tests.encoders.test_morph import HOPPER, model_file, offline  # noqa: F401  (shared fixtures)
+from tests.helpers import HOPPER
+
+pytestmark = pytest.mark.usefixtures("offline")  # no network, no user cache (tests/conftest.py)
 
 
 def test_photo_key_follows_bytes_model_steps_and_face(tmp_path):

@@ -12,8 +12,9 @@ from PIL import Image
 
 from stylegan import save_generator
 from stylegan.errors import UserError
-from tests.encoders.test_morph import offline  # noqa: F401  (shared fixture)
-from tests.stylegan.test_render import tiny_generator
+from tests.helpers import tiny_generator
+
+pytestmark = pytest.mark.usefixtures("offline")  # no network, no user cache (tests/conftest.py)
 
 # The module (the package exports its latent_map function under the same name).
 lm = importlib.import_module("encoders.latent_map")

@@ -9,8 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from encoders import Encoder4Editing, EncoderConfig, align_face
-from encoders.model_file import save_model
+from encoders import align_face
 from encoders.morph import (
     ALIGN_SIZE,
     default_output_name,
@@ -22,46 +21,12 @@ from encoders.morph import (
     save_latent,
     split_input,
 )
-from stylegan import load_generator, save_generator
+from stylegan import load_generator
 from stylegan.errors import CheckpointError, UserError
 from stylegan.render import render_images
-from tests.stylegan.test_render import tiny_generator
+from tests.helpers import ASTRONAUT, HOPPER
 
-REPO = Path(__file__).resolve().parents[2]
-HOPPER = REPO / "pretrained" / "examples" / "grace_hopper.jpg"
-ASTRONAUT = REPO / "pretrained" / "examples" / "astronaut.png"
-
-
-def tiny_encoder(seed: int = 0) -> Encoder4Editing:
-    """e4e with 8 ws of 16 (matches the tiny generator), reading 32 px inputs."""
-    torch.manual_seed(seed)
-    cfg = EncoderConfig(num_ws=8, w_dim=16, input_size=32, stage_widths=(4, 8, 8, 16), stage_units=(1, 1, 1, 1),
-                        se_reduction=4)
-    E = Encoder4Editing(cfg)
-    with torch.no_grad():
-        E.latent_avg.normal_()  # a non-zero average code, as a trained e4e has
-    return E.eval().requires_grad_(False)
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "tiny_model.pt"
-    save_model(path, tiny_generator(), tiny_encoder())
-    return path
-
-
-@pytest.fixture(scope="module")
-def generator_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("gen") / "tiny_generator.pt"
-    save_generator(path, tiny_generator())
-    return path
-
-
-@pytest.fixture(autouse=True)
-def offline(tmp_path, monkeypatch):
-    """Nothing in these tests may touch the network or the user's cache."""
-    monkeypatch.setenv("STYLEGAN_MORPH_OFFLINE", "1")
-    monkeypatch.setenv("STYLEGAN_MORPH_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("offline")  # no network, no user cache (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from stylegan import Generator, GeneratorConfig
+from stylegan import Generator
 from stylegan.errors import UserError
 from stylegan.interpolation import interpolation_path
 from stylegan.render import (
@@ -27,17 +27,7 @@ from stylegan.render import (
     to_uint8,
 )
 from stylegan.video import write_video
-
-
-def tiny_generator(seed: int = 0) -> Generator:
-    """32 px, 8 ws of 16: renders in about a millisecond per frame on a CPU."""
-    torch.manual_seed(seed)
-    G = Generator(GeneratorConfig.from_channel_base(32, channel_base=256, channel_max=32, z_dim=16, w_dim=16))
-    with torch.no_grad():
-        for m in G.modules():  # noise strengths start at zero; make the stored noise visible
-            if hasattr(m, "noise_strength"):
-                m.noise_strength.fill_(0.5)
-    return G.eval().requires_grad_(False)
+from tests.helpers import tiny_generator
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +142,7 @@ def test_keyboard_interrupt_mid_render_leaves_no_file(G, keys, tmp_path):
 _RSS_SCRIPT = textwrap.dedent("""
     import resource, sys, torch
     sys.path.insert(0, sys.argv[2])
-    from test_render import tiny_generator
+    from tests.helpers import tiny_generator
     from stylegan.interpolation import interpolation_path
     from stylegan.render import render_video
 
@@ -170,7 +160,7 @@ _RSS_SCRIPT = textwrap.dedent("""
 def test_peak_memory_does_not_grow_with_steps(tmp_path):
     # 200 frames at 256x256 are 39 MB as uint8 and 157 MB as float: holding them
     # would show; 15 MB is allocator noise.
-    here = str(__import__("pathlib").Path(__file__).parent)
+    here = str(__import__("pathlib").Path(__file__).resolve().parents[2])  # the repo root, for tests.helpers
     out = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(tmp_path / "r.mp4"), here],
                          capture_output=True, text=True, timeout=300, check=True)
     short, long = map(float, out.stdout.split())

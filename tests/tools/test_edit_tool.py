@@ -12,9 +12,10 @@ from PIL import Image
 from stylegan import load_generator
 from stylegan.editing import Direction
 from stylegan.render import render_images
-from tests.encoders.test_morph import HOPPER, model_file, offline  # noqa: F401  (shared fixtures)
-from tests.tools.test_invert_tool import count_encodes
+from tests.helpers import HOPPER, count_encodes
 from tools.edit import main
+
+pytestmark = pytest.mark.usefixtures("offline")  # no network, no user cache (tests/conftest.py)
 
 
 @pytest.fixture

@@ -11,8 +11,10 @@ from PIL import Image
 
 from encoders import align_face
 from encoders.evaluate import single_face_photos
-from tests.encoders.test_morph import ASTRONAUT, HOPPER, model_file, offline  # noqa: F401
+from tests.helpers import ASTRONAUT, HOPPER
 from tools.evaluate import main
+
+pytestmark = pytest.mark.usefixtures("offline")  # no network, no user cache (tests/conftest.py)
 
 FACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "faces"
 

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -17,8 +16,10 @@ from PIL import Image
 
 from stylegan import load_generator
 from stylegan.render import render_seeds
-from tests.encoders.test_morph import generator_file, offline  # noqa: F401  (shared fixtures)
+from tests.helpers import run_and_interrupt
 from tools.generate import main, parse_seeds
+
+pytestmark = pytest.mark.usefixtures("offline")  # no network, no user cache (tests/conftest.py)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,30 +27,6 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def weights(generator_file) -> Path:  # noqa: F811
     return generator_file
-
-
-def run_and_interrupt(argv: list[str], cwd: Path, started: Callable[[], bool],
-                      sig: int = signal.SIGINT) -> tuple[int, str]:
-    """Start a tool, wait until ``started()`` says frames are flowing, send ``sig`` (default SIGINT, Ctrl-C).
-
-    Returns:
-        The exit code and stderr.
-    """
-    env = dict(os.environ, OMP_NUM_THREADS="1")  # one thread: fast start on a busy machine
-    proc = subprocess.Popen([sys.executable, *argv], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 90
-        while not started():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the render never started"
-            time.sleep(0.1)
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    return proc.returncode, err
 
 
 def one_line_error(capsys) -> str:

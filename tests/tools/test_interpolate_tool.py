@@ -14,9 +14,10 @@ from PIL import Image
 
 from encoders.morph import save_latent
 from stylegan import load_generator
-from tests.encoders.test_morph import ASTRONAUT, HOPPER, generator_file, model_file, offline  # noqa: F401
-from tests.tools.test_generate_tool import run_and_interrupt
+from tests.helpers import ASTRONAUT, HOPPER, run_and_interrupt
 from tools.interpolate import main
+
+pytestmark = pytest.mark.usefixtures("offline")  # no network, no user cache (tests/conftest.py)
 
 REPO = Path(__file__).resolve().parents[2]
 

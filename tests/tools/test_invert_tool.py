@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.encoders.test_morph import ASTRONAUT, HOPPER, model_file, offline  # noqa: F401  (shared fixtures)
+from tests.helpers import ASTRONAUT, HOPPER, count_encodes
 from tools import interpolate
 from tools.invert import main
+
+pytestmark = pytest.mark.usefixtures("offline")  # no network, no user cache (tests/conftest.py)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -82,20 +84,6 @@ def photo_folder(tmp_path):
     Image.new("RGB", (160, 160), (90, 90, 90)).save(folder / "blank.png")
     (folder / "notes.txt").write_text("not a photo")
     return folder
-
-
-def count_encodes(monkeypatch) -> list[int]:
-    from encoders import Encoder4Editing
-
-    calls: list[int] = []
-    original = Encoder4Editing.encode
-
-    def counting(self, images):
-        calls.append(1)
-        return original(self, images)
-
-    monkeypatch.setattr(Encoder4Editing, "encode", counting)
-    return calls
 
 
 @pytest.mark.slow  # aligns three photos three times

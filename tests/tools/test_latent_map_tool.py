@@ -9,9 +9,10 @@ import shutil
 import pytest
 from PIL import Image
 
-from tests.encoders.test_morph import ASTRONAUT, HOPPER, model_file, offline  # noqa: F401  (shared fixtures)
-from tests.tools.test_invert_tool import count_encodes
+from tests.helpers import ASTRONAUT, HOPPER, count_encodes
 from tools.latent_map import main
+
+pytestmark = pytest.mark.usefixtures("offline")  # no network, no user cache (tests/conftest.py)
 
 
 @pytest.fixture

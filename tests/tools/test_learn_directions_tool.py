@@ -13,8 +13,9 @@ from PIL import Image
 from stylegan.editing import Direction
 from stylegan.editing.labels import parse_rule, parse_where, read_labels
 from stylegan.errors import UserError
-from tests.encoders.test_morph import model_file, offline  # noqa: F401  (shared fixtures: tiny model, no network)
 from tools.learn_directions import main
+
+pytestmark = pytest.mark.usefixtures("offline")  # no network, no user cache (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
