@@ -12,10 +12,20 @@ from typing import Callable, Mapping
 
 __all__ = ["run_cli", "Terminated", "flag_names", "add_yes_option", "refine_steps", "add_refine_option",
            "add_model_options", "add_precision_option", "add_threads_option", "threads_value", "default_threads",
-           "apply_threads", "keep_freed_memory", "DEVICE_CHOICES", "add_device_option", "add_batch_size_option"]
+           "apply_threads", "keep_freed_memory", "DEVICE_CHOICES", "add_device_option", "add_batch_size_option",
+           "PRECISION_CHOICES", "NOISE_MODE_CHOICES", "EASING_CHOICES", "KIND_CHOICES", "SCHEDULE_CHOICES"]
 
 # What stylegan.render.resolve_device accepts by name (it also takes "cuda:N" from library callers).
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+# The library's choices, copied so that --help stays torch-free (importing the modules that define
+# them loads torch: 2.4 s against 0.14 s for a tool's --help here); tests/tools/test_cli_options.py
+# fails when a copy differs from its source.
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")  # stylegan.precision.PRECISIONS
+NOISE_MODE_CHOICES = ("const", "random", "none")  # stylegan.networks.NOISE_MODES
+EASING_CHOICES = ("linear", "ease-in-out", "cosine")  # stylegan.interpolation.EASINGS
+KIND_CHOICES = ("lerp", "slerp")  # stylegan.interpolation.KINDS
+SCHEDULE_CHOICES = ("uniform", "coarse-to-fine", "fine-to-coarse")  # stylegan.interpolation.SCHEDULES
 
 
 class Terminated(KeyboardInterrupt):
@@ -140,7 +150,7 @@ def add_refine_option(parser: argparse.ArgumentParser, budget: bool = True) -> N
 
 def add_precision_option(parser: argparse.ArgumentParser) -> None:
     """``--precision auto|fp32|bf16|fp16`` (see :mod:`stylegan.precision`)."""
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                         help="arithmetic: auto = bf16 on a CPU with native bf16 (AMX or AVX512-BF16; >= 40 dB "
                              "against fp32), else fp32; fp16 needs CUDA (default: auto)")
 

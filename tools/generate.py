@@ -7,7 +7,8 @@ import sys
 import time
 
 from stylegan.errors import UserError
-from tools._cli import (add_batch_size_option, add_device_option, add_precision_option, add_threads_option,
+from tools._cli import (EASING_CHOICES, NOISE_MODE_CHOICES,
+                        add_batch_size_option, add_device_option, add_precision_option, add_threads_option,
                         add_yes_option, apply_threads, run_cli)
 
 EPILOG = """\
@@ -72,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cols", type=int, default=None, help="grid columns (default: about square)")
     parser.add_argument("--size", type=int, default=None, metavar="PX",
                         help="resize each face to PX pixels (default: the generator's resolution)")
-    parser.add_argument("--noise-mode", choices=("const", "random", "none"), default="const",
+    parser.add_argument("--noise-mode", choices=NOISE_MODE_CHOICES, default="const",
                         help="per-layer noise: const = the stored noise (default: const)")
     interp = parser.add_argument_group("interpolation video (--interp)")
     interp.add_argument("--interp", action="store_true", help="render a video through the seeds instead of a grid")
@@ -81,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     interp.add_argument("--crf", type=int, default=18, help="H.264 quality, 0 best .. 51 worst (default: 18)")
     interp.add_argument("--hold", type=int, default=0, metavar="FRAMES",
                         help="extra frames that pause on each seed (default: 0)")
-    interp.add_argument("--easing", choices=("linear", "ease-in-out", "cosine"), default="linear",
+    interp.add_argument("--easing", choices=EASING_CHOICES, default="linear",
                         help="speed profile of each transition (default: linear)")
     interp.add_argument("--loop", action="store_true", help="return to the first seed for a seamless loop")
     add_batch_size_option(parser, 4, "faces synthesised together")

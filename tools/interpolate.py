@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import (add_batch_size_option, add_device_option,
+from tools._cli import (EASING_CHOICES, KIND_CHOICES, NOISE_MODE_CHOICES, SCHEDULE_CHOICES,
+                        add_batch_size_option, add_device_option,
                         add_model_options, add_precision_option, add_refine_option, add_threads_option, add_yes_option,
                         apply_threads, run_cli)
 
@@ -48,11 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="frame side in pixels (default: the generator's resolution)")
     parser.add_argument("--hold", type=int, default=0, metavar="FRAMES",
                         help="extra frames that pause on every face (default: 0)")
-    parser.add_argument("--easing", choices=("linear", "ease-in-out", "cosine"), default="linear",
+    parser.add_argument("--easing", choices=EASING_CHOICES, default="linear",
                         help="speed profile of each transition (default: linear)")
-    parser.add_argument("--kind", choices=("lerp", "slerp"), default="lerp",
+    parser.add_argument("--kind", choices=KIND_CHOICES, default="lerp",
                         help="straight line or great circle in W+ (default: lerp)")
-    parser.add_argument("--schedule", choices=("uniform", "coarse-to-fine", "fine-to-coarse"), default="uniform",
+    parser.add_argument("--schedule", choices=SCHEDULE_CHOICES, default="uniform",
                         help="when coarse/middle/fine styles change (default: uniform)")
     parser.add_argument("--loop", action="store_true", help="end with a transition back to the first face")
     parser.add_argument("--side-by-side", action="store_true",
@@ -62,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--face-index", type=int, default=None, metavar="N",
                         help="which face in every photo, 0 = largest (default: 0); "
                              "for one photo only, write photo.jpg:N")
-    parser.add_argument("--noise-mode", choices=("const", "random", "none"), default="const",
+    parser.add_argument("--noise-mode", choices=NOISE_MODE_CHOICES, default="const",
                         help="per-layer noise; const keeps the video steady (default: const)")
     parser.add_argument("--seed", type=int, default=0, help="random seed, used by --noise-mode random (default: 0)")
     add_batch_size_option(parser, 4, "frames synthesised together")

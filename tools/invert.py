@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import (add_device_option,
+from tools._cli import (NOISE_MODE_CHOICES,
+                        add_device_option,
                         add_model_options, add_precision_option, add_refine_option, add_threads_option, apply_threads,
                         run_cli)
 
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--face-index", type=int, default=None, metavar="N",
                         help="which face in each photo, 0 = largest (default: 0); "
                              "for one photo only, write photo.jpg:N")
-    parser.add_argument("--noise-mode", choices=("const", "random", "none"), default="const",
+    parser.add_argument("--noise-mode", choices=NOISE_MODE_CHOICES, default="const",
                         help="noise for the reconstruction (default: const)")
     add_refine_option(parser)
     add_precision_option(parser)

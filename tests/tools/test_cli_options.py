@@ -40,3 +40,22 @@ def test_no_tool_declares_device_or_batch_by_hand():
         text = path.read_text()
         assert 'add_argument("--device"' not in text, path.name
         assert not re.search(r'add_argument\("--batch(-size)?"', text), path.name
+
+
+def test_choice_copies_match_the_library():
+    """tools/_cli keeps torch-free copies of the library's choices; they must not drift."""
+    from stylegan import interpolation, networks, precision
+    from tools import _cli
+
+    assert _cli.PRECISION_CHOICES == tuple(precision.PRECISIONS)
+    assert _cli.NOISE_MODE_CHOICES == tuple(networks.NOISE_MODES)
+    assert _cli.EASING_CHOICES == tuple(interpolation.EASINGS)
+    assert _cli.KIND_CHOICES == tuple(interpolation.KINDS)
+    assert _cli.SCHEDULE_CHOICES == tuple(interpolation.SCHEDULES)
+
+
+def test_no_tool_types_out_library_choices():
+    literal = re.compile(r'choices=[(\[][^)\]]*"(const|ease-in-out|slerp|coarse-to-fine|bf16)"')
+    for path in TOOLS.glob("*.py"):
+        if path.name != "_cli.py":
+            assert not literal.search(path.read_text()), path.name
