@@ -161,6 +161,22 @@ def test_weights_io_has_no_cycle_even_counting_deferred_imports() -> None:
     assert deferred and import_cycles(deferred) == []
 
 
+def imports_of_test_modules(imports: list[Import]) -> list[str]:
+    """``"a.test_x:3 imports a.test_y"`` for each import of a ``test_*`` module by another module."""
+    return [f"{imp.source}:{imp.line} imports {imp.target}" for imp in imports
+            if imp.target.rpartition(".")[2].startswith("test_") and imp.target != imp.source]
+
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared fixtures live in ``conftest.py`` and shared helpers in ``tests/helpers.py`` (or a
+    ``*_cases.py``/``*_harness.py`` next to the tests): importing a test module would also run
+    its module-level set-up and tie two test files together."""
+    imports = all_imports(REPO, ("tests",))
+    assert any(i.target == "tests.helpers" for i in imports)  # the walk really found the tests
+    assert imports_of_test_modules(imports) == []
+
+
 # ----------------------------------------------------------------------------- the checker itself
 
 
@@ -195,3 +211,9 @@ def test_checker_finds_a_module_level_cycle_only(tmp_path: Path) -> None:
                      "p/c.py": "import p.a\n", "p/d.py": "from .e import y\n",
                      "p/e.py": "def f():\n    from .d import z\n"})
     assert import_cycles(all_imports(tmp_path, ("p",))) == [["p.a", "p.b", "p.c"]]
+
+
+def test_checker_finds_a_test_module_import(tmp_path: Path) -> None:
+    _tree(tmp_path, {"t/__init__.py": "", "t/helpers.py": "", "t/test_a.py": "from t.helpers import x\n",
+                     "t/test_b.py": "from t.test_a import fixture\nfrom t import helpers\n"})
+    assert imports_of_test_modules(all_imports(tmp_path, ("t",))) == ["t.test_b:1 imports t.test_a"]

@@ -19,8 +19,8 @@ import pytest
 import torch
 
 from stylegan.ops import bias_act, custom_ops, setup_filter, upfirdn2d, upfirdn2d_cuda
-from tests.stylegan import test_ops_bias_act as tba
-from tests.stylegan import test_ops_upfirdn2d as tup
+from tests.stylegan import bias_act_cases as tba
+from tests.stylegan import upfirdn2d_cases as tup
 from tests.stylegan.kernel_harness import HostOps, _compile, OPS_DIR, emulate_cuda, load_harness
 
 LOWP = (torch.float16, torch.bfloat16)
