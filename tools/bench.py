@@ -14,7 +14,7 @@ import torch
 
 from stylegan.errors import UserError
 from stylegan.fileio import atomic_output
-from stylegan.ops.benchmark import default_variants, format_table, run_benchmark
+from stylegan.benchmark import default_variants, format_table, run_benchmark
 from tools._cli import (add_device_option, add_precision_option, add_refine_option, add_threads_option,
                         apply_threads, run_cli)
 
@@ -137,10 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def body() -> int:
-        if args.device == "cuda" and not torch.cuda.is_available():
-            raise UserError("--device cuda, but no CUDA GPU is visible")
-        device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                              "cpu" if args.device == "auto" else args.device)
+        from stylegan.render import resolve_device
+
+        device = resolve_device(args.device)
         threads = apply_threads(args.threads)
         if args.e2e:
             return _e2e(args, threads)

@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError("no CUDA GPU is visible (torch.cuda.is_available() is False); the GPU check needs one")
         from tqdm import tqdm
 
-        from stylegan.ops.benchmark import format_table, parse_variant, run_benchmark
+        from stylegan.benchmark import format_table, parse_variant, run_benchmark
 
         for v in args.variants:
             parse_variant(v)  # a bad spec fails now, not after the build and the tests
