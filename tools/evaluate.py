@@ -93,8 +93,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import torch
-
     apply_threads(args.threads)
     from encoders import load_encoder
     from encoders.refine import auto_refine_steps
@@ -113,8 +111,9 @@ def _run(args: argparse.Namespace) -> int:
             check_not_input(out, photos + ([Path(args.morph)] if args.morph else []))
     report: dict = {}
     if args.photos:
-        device = "cuda" if args.device == "auto" and torch.cuda.is_available() else (
-            "cpu" if args.device == "auto" else args.device)
+        from stylegan.render import resolve_device
+
+        device = resolve_device(args.device)
         weights = args.weights or args.model
         E = load_encoder(weights, device=device).eval()
         G = load_generator(weights, device=device)
