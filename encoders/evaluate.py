@@ -107,26 +107,58 @@ def evaluate_inversion(photos: Sequence[str | Path], encoder: torch.nn.Module, g
     return scores, pairs
 
 
+#: The file :func:`single_face_photos` reads in a photo folder.
+SOURCES_FILE = "SOURCES.md"
+#: Words in a ``content`` cell that mark a photo as *not* showing exactly one person.
+NOT_SINGLE_FACE = ("group", "crowd", "two ", "NO ")
+
+
 def single_face_photos(folder: str | Path) -> list[Path]:
     """Photos of ``folder`` that its ``SOURCES.md`` table describes as showing one person.
 
-    The table's "content" column says "single", "group", "two faces", "crowd" or
-    "NO human face"; a row counts as single-face unless it mentions a group, a
-    crowd, two people or no face (so the edge cases "partly cut face" and
-    "already aligned child" are included).
+    The expected format is one Markdown table whose header row names a ``file`` column and a
+    ``content`` column (any position, any other columns, case-insensitive header names)::
+
+        | file | source | content |
+        |---|---|---|
+        | obama.jpg | ... | single, frontal |
+        | family.jpg | ... | group (~8 faces) |
+
+    ``file`` is a file name inside ``folder`` (rows naming no existing file there are skipped);
+    ``content`` is free text. A row counts as single-face unless its content contains one of
+    :data:`NOT_SINGLE_FACE` (a group, a crowd, two people, "NO human face"), so edge cases such as
+    "partly cut face" or "already aligned child" are included. The columns are found by name,
+    not by position, so a table with columns added or reordered still reads the same.
+
+    Raises:
+        UserError: no ``SOURCES.md``, or no table with ``file`` and ``content`` columns in it.
     """
     folder = Path(folder)
-    table = folder / "SOURCES.md"
+    table = folder / SOURCES_FILE
     if not table.is_file():
-        raise UserError(f"{folder}: no SOURCES.md describing which photos show a single face")
+        raise UserError(f"{folder}: no {SOURCES_FILE} describing which photos show a single face")
     out = []
+    columns: tuple[int, int] | None = None  # (file, content) of the table being read
+    found_header = False
     for line in table.read_text(encoding="utf-8").splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) < 7 or not (folder / cells[0]).is_file():
+        if not line.strip().startswith("|"):
+            columns = None  # a table ends at its first non-table line
             continue
-        content = cells[6]
-        if not any(word in content for word in ("group", "crowd", "two ", "NO ")):
-            out.append(folder / cells[0])
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        names = [c.lower() for c in cells]
+        if columns is None:
+            if "file" in names and "content" in names:
+                columns, found_header = (names.index("file"), names.index("content")), True
+            continue
+        name_at, content_at = columns
+        if len(cells) <= max(columns) or set(line.strip()) <= set("|-: "):
+            continue  # the separator row, or a short row
+        name = cells[name_at]
+        if name and Path(name).name == name and (folder / name).is_file() and not any(
+                word in cells[content_at] for word in NOT_SINGLE_FACE):
+            out.append(folder / name)
+    if not found_header:
+        raise UserError(f"{table}: no table with 'file' and 'content' columns (see single_face_photos)")
     return sorted(out)
 
 
