@@ -1,6 +1,6 @@
 """Seconds per frame of the generator for each op implementation and precision.
 
-This tool only parses arguments; the work is done by :mod:`stylegan.ops.benchmark`.
+This tool only parses arguments; the work is done by :mod:`stylegan.benchmark`.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("photos", nargs="*", help="photos or folders of photos (files named *nonface* are skipped)")
     add_model_options(p)
     p.add_argument("--single-only", action="store_true",
-                   help="for a folder with a SOURCES.md table (name | ... | faces columns): only its single-face photos")
+                   help="for a folder with a SOURCES.md table (a table with file and content columns): only its single-face photos")
     p.add_argument("--size", type=int, default=256, help="evaluation size (default 256)")
     add_refine_option(p, budget=False)  # evaluation keeps a fixed step count per generator size
     p.add_argument("--sheet", help="write a contact sheet PNG (input | reconstruction)")

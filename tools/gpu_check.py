@@ -7,7 +7,7 @@ a time limit (default 9.5 minutes) so that it fits a short loan:
 1. build the extension with ``STYLEGAN_MORPH_CUDA_STRICT=1`` in a child process (a
    failed build is an error, never a silent fallback; the build is cached for the rest);
 2. ``pytest -m gpu`` over the repository's tests, strict as well;
-3. :func:`stylegan.ops.benchmark.run_benchmark` of the generator with the ``fast`` and
+3. :func:`stylegan.benchmark.run_benchmark` of the generator with the ``fast`` and
    ``cuda`` ops at 256 and 1024 px.
 
 It prints a Markdown report ready for the README and exits 0 only if every step
