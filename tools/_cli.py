@@ -13,7 +13,8 @@ from typing import Callable, Mapping
 __all__ = ["run_cli", "Terminated", "flag_names", "add_yes_option", "refine_steps", "add_refine_option",
            "add_model_options", "add_precision_option", "add_threads_option", "threads_value", "default_threads",
            "apply_threads", "keep_freed_memory", "DEVICE_CHOICES", "add_device_option", "add_batch_size_option",
-           "PRECISION_CHOICES", "NOISE_MODE_CHOICES", "EASING_CHOICES", "KIND_CHOICES", "SCHEDULE_CHOICES"]
+           "PRECISION_CHOICES", "NOISE_MODE_CHOICES", "EASING_CHOICES", "KIND_CHOICES", "SCHEDULE_CHOICES",
+           "stderr_logger"]
 
 # What stylegan.render.resolve_device accepts by name (it also takes "cuda:N" from library callers).
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -107,6 +108,14 @@ def add_yes_option(parser: argparse.ArgumentParser) -> None:
     """``--yes``: go ahead with a run over the frame or time limits (see :mod:`stylegan.limits`)."""
     parser.add_argument("--yes", action="store_true",
                         help="go ahead with more than 10,000 frames or an estimated hour of rendering")
+
+
+def stderr_logger(quiet: bool) -> Callable[[str], None]:
+    """The ``log`` callback the library's long functions take: one line to stderr, or nothing with ``-q``."""
+    def log(message: str) -> None:
+        if not quiet:
+            print(message, file=sys.stderr)
+    return log
 
 
 def refine_steps(text: str) -> int | str:

@@ -7,7 +7,7 @@ import math
 import re
 import sys
 
-from tools._cli import (add_batch_size_option, add_device_option,
+from tools._cli import (stderr_logger, add_batch_size_option, add_device_option,
                         add_model_options, add_precision_option, add_refine_option, add_threads_option, apply_threads,
                         run_cli)
 
@@ -368,9 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
 
-    def log(message: str) -> None:
-        if not args.quiet:
-            print(message, file=sys.stderr)
+    log = stderr_logger(args.quiet)
 
     def body() -> None:
         for line in _run(_validate(args), args, log):

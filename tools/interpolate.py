@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import (EASING_CHOICES, KIND_CHOICES, NOISE_MODE_CHOICES, SCHEDULE_CHOICES,
+from tools._cli import (stderr_logger, EASING_CHOICES, KIND_CHOICES, NOISE_MODE_CHOICES, SCHEDULE_CHOICES,
                         add_batch_size_option, add_device_option,
                         add_model_options, add_precision_option, add_refine_option, add_threads_option, add_yes_option,
                         apply_threads, run_cli)
@@ -81,9 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
 
-    def log(message: str) -> None:
-        if not args.quiet:
-            print(message, file=sys.stderr)
+    log = stderr_logger(args.quiet)
 
     def body() -> None:
         import torch

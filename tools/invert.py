@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import (NOISE_MODE_CHOICES,
+from tools._cli import (stderr_logger, NOISE_MODE_CHOICES,
                         add_device_option,
                         add_model_options, add_precision_option, add_refine_option, add_threads_option, apply_threads,
                         run_cli)
@@ -53,9 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
 
-    def log(message: str) -> None:
-        if not args.quiet:
-            print(message, file=sys.stderr)
+    log = stderr_logger(args.quiet)
 
     def body() -> None:
         from pathlib import Path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import (add_batch_size_option, add_device_option, add_model_options, add_refine_option,
+from tools._cli import (stderr_logger, add_batch_size_option, add_device_option, add_model_options, add_refine_option,
                         add_threads_option, apply_threads, run_cli)
 
 EPILOG = """\
@@ -60,9 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
 
-    def log(message: str) -> None:
-        if not args.quiet:
-            print(message, file=sys.stderr)
+    log = stderr_logger(args.quiet)
 
     def body() -> None:
         apply_threads(args.threads)

@@ -62,3 +62,12 @@ def test_user_error_is_one_line_with_flags(capsys):
 
     assert run_cli(body, flags=_parser()) == 1
     assert capsys.readouterr().err == "error: --fps must be a finite number of frames per second, got inf\n"
+
+
+def test_stderr_logger_prints_one_line_unless_quiet(capsys):
+    from tools._cli import stderr_logger
+
+    stderr_logger(False)("plan: 60 frames")
+    stderr_logger(True)("never shown")
+    out = capsys.readouterr()
+    assert out.err == "plan: 60 frames\n" and out.out == ""
