@@ -8,6 +8,7 @@ the tools translate names to flags (``--fps``).
 ``size`` (frame/face side)     1 .. :data:`MAX_SIZE` px
 ``fps``                        finite, 0 < fps <= :data:`MAX_FPS`
 ``crf``                        integer 0 .. 51 (x264's range)
+``batch_size``                 1 .. :data:`MAX_BATCH` frames synthesised together
 one image (a grid of faces)    :data:`MAX_IMAGE_PIXELS` pixels
 frames of one video            more than :data:`CONFIRM_FRAMES`, or an estimated time over
                                :data:`CONFIRM_SECONDS`, needs ``yes=True`` (``--yes``);
@@ -31,7 +32,7 @@ from typing import Callable
 from .errors import UserError
 
 __all__ = [
-    "MAX_SIZE", "MAX_FPS", "MAX_FRAMES", "CONFIRM_FRAMES", "CONFIRM_SECONDS", "MAX_IMAGE_PIXELS", "BYTES_PER_PIXEL",
+    "MAX_SIZE", "MAX_FPS", "MAX_FRAMES", "MAX_BATCH", "CONFIRM_FRAMES", "CONFIRM_SECONDS", "MAX_IMAGE_PIXELS", "BYTES_PER_PIXEL",
     "check_size", "check_fps", "check_crf", "check_frame_count", "check_grid", "RenderPlan", "measure_seconds_per_frame",
     "measure_generator",
     "human_bytes", "human_seconds",
@@ -42,6 +43,7 @@ MAX_FPS = 240.0  # above any display; ffmpeg writes 0-second files at absurd rat
 MAX_FRAMES = 1_000_000  # 9 h at 30 fps: a hard stop, even with yes=True
 CONFIRM_FRAMES = 10_000  # 5.5 min at 30 fps; above this the run must be confirmed
 CONFIRM_SECONDS = 3600.0  # estimated render time above which the run must be confirmed
+MAX_BATCH = 256  # frames synthesised together; 256 frames of 1024^2 activations already need ~100 GB
 MAX_IMAGE_PIXELS = 2**27  # one image (a grid of faces) held in memory: 134 MP, 400 MB as uint8 RGB
 # Observed on morph videos (smooth faces): H.264 at crf 18 ~0.1 B/px, GIF ~0.5, PNG ~1.5 (of 3 raw).
 BYTES_PER_PIXEL = {"mp4": 0.1, "gif": 0.5, "frames": 1.5, "image": 1.5}
