@@ -32,6 +32,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from stylegan.errors import UserError
 from stylegan.fileio import check_input_file
+from stylegan.specs import PathSpec, RenderSpec, specs_from_keywords
 
 from .code_cache import CachedEncoder, CodeCache
 from .morph import LATENT_SUFFIX, load_latent, split_input
@@ -144,26 +145,41 @@ def sweep_strengths(strength: float, steps: int) -> torch.Tensor:
     return torch.linspace(-abs(strength), abs(strength), steps, dtype=torch.float64)
 
 
-def sweep_codes(code: torch.Tensor, direction, strength: float, steps: int, layers=None,
-                loop: bool = False) -> torch.Tensor:
-    """The codes of a sweep along ``direction`` from ``-strength`` to ``+strength`` (and back with ``loop``).
+def sweep_codes(code: torch.Tensor, direction, strength: float, path: PathSpec | int, layers=None,
+                **deprecated: object) -> torch.Tensor:
+    """The codes of a sweep along ``direction`` from ``-strength`` to ``+strength``.
+
+    The sweep is a path between the two edited ends, so it takes a :class:`stylegan.specs.PathSpec`
+    like a morph does: ``steps`` frames, ``loop`` sweeps back (without repeating the ends),
+    and ``hold``, ``easing`` and ``schedule`` work as in a morph. An edit is linear in its
+    strength, so a lerp between the ends is exactly the strengths of :func:`sweep_strengths`.
 
     Args:
         code: [num_ws, w_dim].
         direction: a :class:`stylegan.editing.Direction`.
-        strength, steps: see :func:`sweep_strengths`.
+        strength: see :func:`sweep_strengths`.
+        path: the frames; a plain number of steps (with ``loop=``) still works for one
+            release, with a DeprecationWarning.
         layers: positions to edit (None: the direction's own).
-        loop: append the way back (without repeating the ends), for a seamless loop.
 
     Returns:
-        [steps (or 2*steps-2), num_ws, w_dim].
+        [path.num_frames(2), num_ws, w_dim].
+
+    Raises:
+        UserError: a bad strength, or more than :data:`MAX_SWEEP_FRAMES` frames.
     """
     from stylegan.editing import apply_edit
 
-    s = sweep_strengths(strength, steps)
-    if loop:
-        s = torch.cat([s, s.flip(0)[1:-1]])
-    return apply_edit(code.expand(len(s), *code.shape), direction, s, layers=layers)
+    if not isinstance(path, PathSpec):
+        path, _ = specs_from_keywords(None, None, {"steps": path, **deprecated}, "sweep_codes")
+    elif deprecated:
+        raise TypeError(f"sweep_codes() got unexpected keyword arguments: {', '.join(sorted(deprecated))}")
+    if path.num_frames(2) > MAX_SWEEP_FRAMES:
+        raise UserError(f"a sweep has at most {MAX_SWEEP_FRAMES} frames, got {path.num_frames(2)}")
+    s = abs(check_strength(strength))
+    ends = apply_edit(code.expand(2, *code.shape), direction, torch.tensor([-s, s], dtype=torch.float64),
+                      layers=layers)
+    return path.path(ends).tensor()
 
 
 def _font(size: int) -> ImageFont.ImageFont:
@@ -209,15 +225,17 @@ def labelled_grid(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], 
     return np.asarray(sheet)
 
 
-def render_side_by_side(G: torch.nn.Module, sequences: torch.Tensor, path: str | os.PathLike, *, fps: float = 15,
-                        size: int | None = None, batch_size: int = 4, noise_mode: str = "const",
-                        progress: bool = True, precision: str | torch.dtype = "fp32") -> int:
+def render_side_by_side(G: torch.nn.Module, sequences: torch.Tensor, path: str | os.PathLike,
+                        render: RenderSpec | None = None, *, progress: bool = True,
+                        **deprecated: object) -> int:
     """Render K code sequences of equal length side by side into one video (MP4, GIF or PNG frames).
 
     Args:
         sequences: [K, T, num_ws, w_dim], e.g. one :func:`sweep_codes` per input face.
         path: ``.mp4``, ``.gif`` or a folder (see :func:`stylegan.video.open_writer`); atomic.
-        fps, size, batch_size, noise_mode, progress, precision: as for :func:`stylegan.render.render_frames`.
+        render: fps, crf, size, batch_size, noise_mode and precision (:class:`stylegan.specs.RenderSpec`;
+            default 15 fps). Loose ``fps=``, ``size=``, ... keywords still work for one release.
+        progress: show a progress bar.
 
     Returns:
         The number of frames (T).
@@ -225,11 +243,11 @@ def render_side_by_side(G: torch.nn.Module, sequences: torch.Tensor, path: str |
     from stylegan.render import render_frames
     from stylegan.video import open_writer
 
+    _, render = specs_from_keywords(None, render or RenderSpec(fps=15), deprecated, "render_side_by_side")
     k, t = sequences.shape[:2]
     flat = sequences.transpose(0, 1).reshape(k * t, *sequences.shape[2:])  # time-major: frame 0 of every face, ...
-    frames = render_frames(G, flat, batch_size=batch_size, noise_mode=noise_mode, size=size, progress=progress,
-                           desc="sweep", precision=precision)
-    with open_writer(path, fps=fps) as writer:
+    frames = render_frames(G, flat, **render.frame_options(), progress=progress, desc="sweep")
+    with open_writer(path, fps=render.fps, crf=render.crf) as writer:
         row: list[np.ndarray] = []
         for frame in frames:
             row.append(frame)

@@ -27,10 +27,9 @@ Example:
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -39,14 +38,13 @@ import torch
 from PIL import Image
 
 from stylegan.errors import CheckpointError, UserError
-from stylegan.interpolation import KINDS, get_easing, get_schedule, interpolation_path
 from stylegan.render import render_frames, render_video, resolve_device, to_uint8
 from stylegan.fileio import (atomic_output, check_input_file, check_name_length, check_not_input, fit_name,
                             os_error_message)
-from stylegan.interpolation import num_frames
 from stylegan.precision import autocast, check_precision, resolve_precision
-from stylegan.limits import RenderPlan, check_crf, check_fps, check_frame_count, check_size, measure_generator
-from stylegan.video import DEFAULT_CRF, check_output_path, check_video_options, output_kind, write_image
+from stylegan.limits import RenderPlan, check_frame_count, measure_generator
+from stylegan.specs import PathSpec, RenderSpec, specs_from_keywords
+from stylegan.video import check_output_path, check_video_options, output_kind, write_image
 
 from .refine import DEFAULT_REFINE_BUDGET, refine_latent
 
@@ -179,8 +177,8 @@ def check_model(weights: str | os.PathLike | None) -> None:
     known = [s.name for s in list_pretrained()]
     if weights is None:
         if "default" not in known:
-            raise UserError("no default model is installed; pass --model NAME or --weights PATH "
-                            "(see tools/download.py --list)")
+            raise UserError("weights is needed: no default model is installed; give a registered name "
+                            "(pretrained.list_pretrained()) or a weights file")
         return
     text = os.fspath(weights)
     if Path(text).expanduser().exists():
@@ -250,7 +248,7 @@ def _matching_encoder(ckpt, G: torch.nn.Module, device: torch.device) -> torch.n
         E = encoder_from(ckpt)
     except CheckpointError as err:
         raise CheckpointError(f"{err}; photos need a model with an encoder (an e4e checkpoint or a "
-                              "model file), or pass .npy latents from tools/invert.py") from None
+                              "model file), or pass .npy latents written by invert()") from None
     check_code_sizes(E, G, ckpt.source)
     return E.to(device)
 
@@ -409,30 +407,6 @@ def _check_speed_options(refine_budget: float, precision: str | torch.dtype, dev
     return check_precision(precision, device)
 
 
-def _validate(steps: int, fps: float, hold: int, batch_size: int, size: int | None, kind: str, easing: str,
-              schedule: str | None, crf: int = DEFAULT_CRF) -> None:
-    # Messages name parameters; the tools show them as flags (steps -> --steps).
-    for name, value in (("steps", steps), ("hold", hold), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise UserError(f"{name} must be a whole number, got {value!r:.40}")
-    if steps < 2:
-        raise UserError(f"steps must be at least 2 (both end faces), got {steps}")
-    check_fps(fps)
-    check_crf(crf)
-    if hold < 0:
-        raise UserError(f"hold must be 0 or more frames, got {hold}")
-    if batch_size < 1:
-        raise UserError(f"batch_size must be at least 1, got {batch_size}")
-    check_size(size)
-    if kind not in KINDS:
-        raise UserError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
-    try:
-        get_easing(easing)
-        get_schedule(schedule)
-    except ValueError as err:
-        raise UserError(str(err)) from None
-
-
 def _check_path_list(name: str, paths: object) -> None:
     """Refuse a lone string (``morph("ab", ...)`` would read files "a" and "b") or a non-list."""
     if isinstance(paths, (str, bytes, os.PathLike)) or not isinstance(paths, Sequence):
@@ -454,14 +428,12 @@ def _panels(keyframes: list[Keyframe], G: torch.nn.Module, side: int) -> list[np
     return panels
 
 
-def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
-          weights: str | os.PathLike | None = None, steps: int = 60, fps: float = 30, crf: int = DEFAULT_CRF,
-          size: int | None = None, hold: int = 0, easing: str = "linear", kind: str = "lerp",
-          schedule: str | None = None, loop: bool = False, side_by_side: bool = False,
+def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *, path: PathSpec | None = None,
+          render: RenderSpec | None = None, weights: str | os.PathLike | None = None, side_by_side: bool = False,
           save_latents: bool = False, face_index: int | Sequence[int | None] | None = None,
-          batch_size: int = 4, noise_mode: str = "const", device: str | torch.device = "auto",
-          refine: int | str = "auto", progress: bool = True, log: Log = _quiet, yes: bool = False,
-          refine_budget: float = DEFAULT_REFINE_BUDGET, precision: str | torch.dtype = "fp32") -> MorphResult:
+          device: str | torch.device = "auto", refine: int | str = "auto",
+          refine_budget: float = DEFAULT_REFINE_BUDGET, progress: bool = True, log: Log = _quiet,
+          yes: bool = False, **deprecated: object) -> MorphResult:
     """Make a morph video through two or more faces.
 
     Args:
@@ -470,34 +442,29 @@ def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
         output: ``.mp4``, ``.gif`` or a folder name for PNG frames; written atomically. It may
             not be an input (nor, for a folder, hold one); an existing folder is replaced only
             if a previous render wrote it (see :func:`stylegan.video.check_output_path`).
+        path: steps per transition, hold, easing, kind, schedule and loop
+            (:class:`stylegan.specs.PathSpec`; default 60 linear lerp steps).
+        render: fps, crf, size, batch_size, noise_mode and precision
+            (:class:`stylegan.specs.RenderSpec`; default 30 fps, exact fp32). The precision
+            also applies to encoding and refinement.
         weights: a registry name or a weights file; None for the default model.
-        steps: frames per transition including both end faces (>= 2).
-        fps, crf: video rate and H.264 quality (0 best .. 51 worst).
-        size: frame side in pixels; default the generator's resolution.
-        hold: extra frames that pause on every input face.
-        easing: ``linear``, ``ease-in-out`` or ``cosine``.
-        kind: ``lerp`` (default; straight lines in W+) or ``slerp``.
-        schedule: ``uniform`` (None), ``coarse-to-fine`` (shape first, then colour) or ``fine-to-coarse``.
-        loop: morph from the last face back to the first, for a seamless loop.
         side_by_side: show the current pair of aligned inputs left and right of the morph
             (``A | morph | B``; with more inputs the panels follow the current segment).
         save_latents: also write every input's code as ``<output stem>_<input stem>.npy``
             beside the output (after the video is complete). Existing files are replaced
             atomically, an input never.
         face_index: which face in each photo, 0 = largest (one int for all, or one per input).
-        batch_size: frames synthesised together.
-        noise_mode: ``const`` (stored noise; steady video), ``random`` or ``none``.
         device: ``auto``, ``cpu`` or ``cuda``.
         refine: optimisation steps on each photo's code after encoding; ``"auto"`` = as many as
             fit ``refine_budget`` seconds per photo, at most 100 (see :mod:`encoders.refine`).
         refine_budget: seconds of refinement per photo for ``refine="auto"``.
-        precision: ``"fp32"`` (exact), ``"auto"``, ``"bf16"`` or ``"fp16"`` for encoding,
-            refinement and rendering (see :mod:`stylegan.precision`).
         progress: show a progress bar while rendering.
         log: receives one-line status messages (loading, aligning, encoding, and the plan:
             frames, estimated time and disk).
         yes: go ahead with more than :data:`stylegan.limits.CONFIRM_FRAMES` frames or an
             estimated render time over :data:`stylegan.limits.CONFIRM_SECONDS`.
+        deprecated: the specs' fields as loose keywords (``steps=``, ``fps=``, ...), as before
+            the specs existed; they still work for one release, with a DeprecationWarning.
 
     Returns:
         A :class:`MorphResult`.
@@ -506,13 +473,13 @@ def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
         UserError: any bad input, option, model or output path; nothing is written then.
     """
     start = time.perf_counter()
+    path, render = specs_from_keywords(path, render, deprecated, "morph")
     _check_path_list("inputs", inputs)
     if len(inputs) < 2:
         raise UserError(f"a morph needs at least 2 inputs, got {len(inputs)}")
-    _validate(steps, fps, hold, batch_size, size, kind, easing, schedule, crf)
-    check_frame_count(num_frames(len(inputs), steps, hold, loop), yes)  # before any work
+    check_frame_count(path.num_frames(len(inputs)), yes)  # before any work
     out_kind = output_kind(output)
-    check_video_options(out_kind, fps, crf)
+    check_video_options(out_kind, render.fps, render.crf)
     dest = check_output_path(output, out_kind)
     sources = input_paths(inputs)
     # Never overwrite an input: not the video, not a frames folder holding one, not a latent.
@@ -522,32 +489,32 @@ def morph(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
         check_output_path(target, kind="latent")
         check_not_input(target, sources)
     dev = resolve_device(device)
-    precision = _check_speed_options(refine_budget, precision, dev, log)
+    precision = _check_speed_options(refine_budget, render.precision, dev, log)
 
     check_model(weights)  # a typo in the name fails now, not after aligning every photo
     keyframes = prepare_inputs(inputs, face_index, log)
     G, E = load_models(weights, dev, need_encoder=any(not kf.is_latent for kf in keyframes), log=log)
-    side = size or G.img_resolution
-    plan = RenderPlan(num_frames(len(inputs), steps, hold, loop), side * (3 if side_by_side else 1), side,
-                      out_kind, measure_generator(G, noise_mode))
+    side = render.size or G.img_resolution
+    plan = RenderPlan(path.num_frames(len(inputs)), side * (3 if side_by_side else 1), side,
+                      out_kind, measure_generator(G, render.noise_mode))
     log(f"plan: {plan.describe()}")
     plan.check(yes)  # before encoding and refining: an absurd run stops here
     codes = encode_inputs(keyframes, G, E, log, refine, refine_budget=refine_budget,
                           precision=precision)  # [K, num_ws, w_dim]
     del E  # the encoder is not needed for rendering; free it before the frames start
 
-    path = interpolation_path(codes, steps, kind=kind, easing=easing, hold=hold, loop=loop, schedule=schedule)
+    frames_path = path.path(codes)
     compose = None
     if side_by_side:
         panels = _panels(keyframes, G, side)
 
         def compose(index: int, frame: np.ndarray) -> np.ndarray:
-            segment, _ = path.locate(index)
+            segment, _ = frames_path.locate(index)
             return np.concatenate([panels[segment], frame, panels[(segment + 1) % len(panels)]], axis=1)
 
-    log(f"rendering {len(path)} frames at {side}x{side} on {dev}")
-    frames = render_video(G, path, dest, fps=fps, crf=crf, batch_size=batch_size, noise_mode=noise_mode,
-                          size=size, progress=progress, compose=compose, precision=precision)
+    log(f"rendering {len(frames_path)} frames at {side}x{side} on {dev}")
+    frames = render_video(G, frames_path, dest, **replace(render, precision=precision).video_options(),
+                          progress=progress, compose=compose)
     latents = [save_latent(target, kf.ws) for kf, target in zip(keyframes, latent_targets)]
     width = side * (3 if side_by_side else 1)
     return MorphResult(dest, frames, (width, side), latents, time.perf_counter() - start)
@@ -580,7 +547,8 @@ def invert(photos: Sequence[str | os.PathLike], outdir: str | os.PathLike = ".",
     Args:
         photos: one or more photos.
         outdir: output folder, created if missing.
-        weights, face_index, device, noise_mode, refine, log, refine_budget, precision: as for :func:`morph`.
+        weights, face_index, device, refine, log, refine_budget: as for :func:`morph`.
+        noise_mode, precision: as for :class:`stylegan.specs.RenderSpec`.
 
     Returns:
         One :class:`InvertResult` per photo.

@@ -218,7 +218,7 @@ def run_benchmark(resolutions: Sequence[int], variants: Sequence[str], repeats: 
     if bad:
         raise UserError(f"resolutions must be powers of two from 4 to 1024, got {bad}")
     if any(v.impl == "cuda" for v in specs) and device.type != "cuda":
-        raise UserError("'cuda' variants need --device cuda (and a GPU)")
+        raise UserError("device must be cuda (and a GPU visible) for the 'cuda' variants")
     say = progress or (lambda _msg: None)
     now = _timer(device)
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

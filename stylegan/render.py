@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import os
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -27,8 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from .errors import UserError
-from .interpolation import interpolation_path
 from .precision import autocast, resolve_precision
+from .specs import PathSpec, specs_from_keywords
 from .video import DEFAULT_CRF, write_video
 
 __all__ = [
@@ -269,18 +270,42 @@ class MappedPath:
             yield ws
 
 
-def seed_interpolation(G: torch.nn.Module, seeds: Sequence[int], steps: int, truncation_psi: float = 1.0,
-                       easing: str = "linear", hold: int = 0, loop: bool = False) -> MappedPath:
-    """A lazy W+ path between random faces: slerp between the seeds' ``z``, then map each frame.
+def seed_interpolation(G: torch.nn.Module, seeds: Sequence[int], path: PathSpec | int | None = None,
+                       truncation_psi: float = 1.0, **deprecated: object) -> MappedPath:
+    """A lazy W+ path between random faces: interpolate the seeds' ``z``, then map each frame.
 
-    Slerp keeps the intermediate ``z`` at the typical norm of a Gaussian sample (lerp
-    would pass through the low-density middle of the ball).
+    Use ``kind="slerp"`` (the default here): slerp keeps the intermediate ``z`` at the
+    typical norm of a Gaussian sample, where lerp would pass through the low-density
+    middle of the ball. The per-layer ``schedule`` needs W+ keyframes and is refused.
+
+    Args:
+        G: the generator.
+        seeds: two or more seeds (see :func:`seeds_to_z`).
+        path: a :class:`stylegan.specs.PathSpec`; default ``PathSpec(kind="slerp")``. A plain
+            number of steps (with ``easing=``, ``hold=``, ``loop=`` keywords) still works for
+            one release, with a DeprecationWarning.
+        truncation_psi: pull toward ``w_avg`` (1 = none).
 
     Returns:
-        A :class:`MappedPath` of ``num_frames(len(seeds), steps, hold, loop)`` codes.
+        A :class:`MappedPath` of ``path.num_frames(len(seeds))`` codes.
+
+    Raises:
+        UserError: fewer than 2 seeds, a non-uniform schedule, or a bad spec.
     """
-    path = interpolation_path(seeds_to_z(seeds, G.z_dim), steps, kind="slerp", easing=easing, hold=hold, loop=loop)
-    return MappedPath(G, path, truncation_psi)
+    if path is None or isinstance(path, numbers.Integral):
+        if path is not None:
+            deprecated = {"steps": path, **deprecated}
+        path = PathSpec(kind="slerp")
+        if deprecated:
+            path = specs_from_keywords(path, None, deprecated, "seed_interpolation")[0]
+    elif deprecated:
+        raise TypeError(f"seed_interpolation() got unexpected keyword arguments: {', '.join(sorted(deprecated))}")
+    if len(seeds) < 2:
+        raise UserError(f"a seed interpolation needs at least 2 seeds, got {len(seeds)}")
+    if path.schedule != "uniform":
+        raise UserError("schedule must be uniform for seeds: a per-layer schedule needs W+ codes, and seeds "
+                        "are interpolated in z")
+    return MappedPath(G, path.path(seeds_to_z(seeds, G.z_dim)), truncation_psi)
 
 
 def image_grid(images: np.ndarray | Sequence[np.ndarray], cols: int | None = None, pad: int = 0) -> np.ndarray:

@@ -14,7 +14,8 @@ __all__ = ["run_cli", "Terminated", "flag_names", "add_yes_option", "refine_step
            "add_model_options", "add_precision_option", "add_threads_option", "threads_value", "default_threads",
            "apply_threads", "keep_freed_memory", "DEVICE_CHOICES", "add_device_option", "add_batch_size_option",
            "PRECISION_CHOICES", "NOISE_MODE_CHOICES", "EASING_CHOICES", "KIND_CHOICES", "SCHEDULE_CHOICES",
-           "stderr_logger"]
+           "stderr_logger", "add_compute_options", "add_path_options", "add_video_options", "add_size_option",
+           "add_noise_option", "path_spec", "render_spec"]
 
 # What stylegan.render.resolve_device accepts by name (it also takes "cuda:N" from library callers).
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -55,13 +56,16 @@ def _translate(message: str, flags: Mapping[str, str]) -> str:
     """Name flags where the library named parameters: ``fps must be ...`` -> ``--fps must be ...``.
 
     Only a parameter at the start of the message (or of a clause after ``; ``) followed by
-    a verb, or written ``name=True``, is renamed, so paths and prose stay untouched.
+    a verb, a parameter written ``name=True``, or one whose name has an underscore
+    (``val_fraction``: never an English word) anywhere outside a path, is renamed, so
+    paths and prose stay untouched.
     """
     def start(match: re.Match) -> str:
         return match.group(1) + flags.get(match.group(2), match.group(2)) + match.group(3)
 
     message = re.sub(r"(^|; )([a-z_]+)( (?:must|is|has|needs|cannot|applies) )", start, message)
-    return re.sub(r"\b([a-z_]+)=True\b", lambda m: flags.get(m.group(1), m.group(0)), message)
+    message = re.sub(r"\b([a-z_]+)=True\b", lambda m: flags.get(m.group(1), m.group(0)), message)
+    return re.sub(r"(?<![\w/.-])([a-z]+_[a-z_]+)(?![\w/.-])", lambda m: flags.get(m.group(1), m.group(0)), message)
 
 
 def run_cli(body: Callable[[], int | None], interrupted: str = "interrupted",
@@ -263,3 +267,86 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--model", metavar="NAME", help="a registered model, e.g. e4e-ffhq (downloaded once)")
     model.add_argument("--weights", metavar="PATH",
                        help="an e4e checkpoint or model file (default: the embedded default model)")
+
+
+def add_compute_options(parser: argparse.ArgumentParser, quiet: str, device: bool = True,
+                        precision: bool = True) -> None:
+    """The options every computing tool ends with: ``--precision``, ``--threads``, ``--device`` and ``-q``.
+
+    Args:
+        quiet: what ``-q/--quiet`` leaves out, for its help (e.g. "no progress bar or messages").
+        device, precision: offer ``--device`` / ``--precision`` (a CPU-only tool leaves them out).
+    """
+    if precision:
+        add_precision_option(parser)
+    add_threads_option(parser)
+    if device:
+        add_device_option(parser)
+    parser.add_argument("-q", "--quiet", action="store_true", help=quiet)
+
+
+def add_path_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, what: str = "face",
+                     steps: int = 60, kind: bool = True, schedule: bool = True) -> None:
+    """``--steps --hold --easing [--kind] [--schedule] --loop``: the fields of a :class:`stylegan.specs.PathSpec`.
+
+    Args:
+        what: what the path passes through, for the help texts ("face", "seed").
+        steps: the default of ``--steps``.
+        kind, schedule: offer ``--kind`` / ``--schedule`` (a seed path is always a slerp in z).
+    """
+    parser.add_argument("--steps", type=int, default=steps,
+                        help=f"frames per transition, both ends included (default: {steps})")
+    parser.add_argument("--hold", type=int, default=0, metavar="FRAMES",
+                        help=f"extra frames that pause on every {what} (default: 0)")
+    parser.add_argument("--easing", choices=EASING_CHOICES, default="linear",
+                        help="speed profile of each transition (default: linear)")
+    if kind:
+        parser.add_argument("--kind", choices=KIND_CHOICES, default="lerp",
+                            help="straight line or great circle in W+ (default: lerp)")
+    if schedule:
+        parser.add_argument("--schedule", choices=SCHEDULE_CHOICES, default="uniform",
+                            help="when coarse/middle/fine styles change (default: uniform)")
+    parser.add_argument("--loop", action="store_true", help=f"end with a transition back to the first {what}")
+
+
+def add_video_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, fps: float = 30) -> None:
+    """``--fps`` and ``--crf``: how a video is written (fields of :class:`stylegan.specs.RenderSpec`)."""
+    parser.add_argument("--fps", type=float, default=fps, help=f"frames per second (default: {fps:g})")
+    parser.add_argument("--crf", type=int, default=18, help="H.264 quality, 0 best .. 51 worst (default: 18)")
+
+
+def add_size_option(parser: argparse.ArgumentParser, what: str = "frame side") -> None:
+    """``--size PX``: resize what is rendered (None keeps the generator's resolution)."""
+    parser.add_argument("--size", type=int, default=None, metavar="PX",
+                        help=f"{what} in pixels (default: the generator's resolution)")
+
+
+def add_noise_option(parser: argparse.ArgumentParser) -> None:
+    """``--noise-mode const|random|none``."""
+    parser.add_argument("--noise-mode", choices=NOISE_MODE_CHOICES, default="const",
+                        help="per-layer noise: const = the stored noise, steady across frames (default: const)")
+
+
+def _spec_fields(spec_type: type, args: argparse.Namespace, fixed: dict) -> dict:
+    from dataclasses import fields
+
+    given = {f.name: getattr(args, f.name) for f in fields(spec_type) if hasattr(args, f.name)}
+    return {**given, **fixed}
+
+
+def path_spec(args: argparse.Namespace, **fixed: object):
+    """A :class:`stylegan.specs.PathSpec` from the parsed options (those a tool lacks keep their defaults).
+
+    Raises:
+        UserError: a bad value; the message names the parameter, which :func:`run_cli` shows as its flag.
+    """
+    from stylegan.specs import PathSpec  # deferred so that --help never needs torch
+
+    return PathSpec(**_spec_fields(PathSpec, args, fixed))
+
+
+def render_spec(args: argparse.Namespace, **fixed: object):
+    """A :class:`stylegan.specs.RenderSpec` from the parsed options; see :func:`path_spec`."""
+    from stylegan.specs import RenderSpec
+
+    return RenderSpec(**_spec_fields(RenderSpec, args, fixed))

@@ -7,9 +7,9 @@ import math
 import re
 import sys
 
-from tools._cli import (stderr_logger, add_batch_size_option, add_device_option,
-                        add_model_options, add_precision_option, add_refine_option, add_threads_option, apply_threads,
-                        run_cli)
+from tools._cli import (add_batch_size_option, add_compute_options, add_model_options, add_path_options,
+                        add_refine_option, add_size_option, add_video_options, apply_threads, path_spec, render_spec,
+                        run_cli, stderr_logger)
 
 EPILOG = """\
 examples:
@@ -62,9 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="vector arithmetic A - B + C (e.g. smiling woman - woman + man)")
     parser.add_argument("--scale", type=float, default=1.0, help="arithmetic: A + scale * (C - B) (default: 1)")
     parser.add_argument("--sweep", action="store_true", help="a video sweeping the strength from -S to +S")
-    parser.add_argument("--steps", type=int, default=31, help="frames of a sweep (default: 31)")
-    parser.add_argument("--fps", type=float, default=15, help="sweep frames per second (default: 15)")
-    parser.add_argument("--loop", action="store_true", help="sweep back to -S too, for a seamless loop")
+    sweep = parser.add_argument_group("sweep video (--sweep)")
+    add_path_options(sweep, what="end", steps=31, kind=False, schedule=False)
+    add_video_options(sweep, fps=15)
     parser.add_argument("--sheet", action="store_true",
                         help="one contact sheet: every input along every --direction at --strengths, "
                              "plus --arith and --mix rows when given")
@@ -73,17 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
                              f"(default: {DEFAULT_STRENGTHS})")
     add_model_options(parser)
     add_refine_option(parser, budget=False)  # photo codes come from the code cache, keyed by the step count
-    add_precision_option(parser)
-    add_threads_option(parser)
     parser.add_argument("--face-index", type=int, default=None, metavar="N",
                         help="which face in each photo, 0 = largest (default: 0)")
     parser.add_argument("--trunc", type=float, default=0.7, help="truncation of seed:N faces (default: 0.7)")
-    parser.add_argument("--size", type=int, default=None, metavar="PX",
-                        help="output side in pixels (default: the generator's resolution)")
+    add_size_option(parser, "output side")
     parser.add_argument("--no-cache", action="store_true", help="encode photos again, keep no codes")
     add_batch_size_option(parser, 4, "images synthesised together")
-    add_device_option(parser)
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages")
+    add_compute_options(parser, quiet="no progress bars or messages")
     return parser
 
 
@@ -107,15 +103,22 @@ def _parse_strengths(text: str) -> list[float]:
     return values
 
 
-def _validate(args: argparse.Namespace) -> str:
-    """Check the flags before any work; returns the mode: list, sheet, arith, mix, sweep or edit."""
+def _validate(args: argparse.Namespace) -> tuple[str, object, object]:
+    """Check the flags before any work; returns the mode (list, sheet, arith, mix, sweep or edit) and the specs.
+
+    Returns:
+        ``(mode, path, render)``: the sweep's :class:`stylegan.specs.PathSpec` (None in other
+        modes) and the :class:`stylegan.specs.RenderSpec` (every mode; its precision is checked
+        against the device in every mode too).
+    """
     from encoders.edit import MAX_SWEEP_FRAMES, check_strength
     from stylegan.errors import UserError
 
+    render = render_spec(args)
     if args.list_directions:
         if args.inputs or args.mix or args.arith or args.sheet or args.sweep:
             raise UserError("--list-directions takes no inputs and no other mode")
-        return "list"
+        return "list", None, render
     check_strength(args.strength, "--strength")
     for s in _parse_strengths(args.strengths):
         check_strength(s, "--strengths")
@@ -123,10 +126,8 @@ def _validate(args: argparse.Namespace) -> str:
         raise UserError(f"--scale must be finite and within +-100, got {args.scale}")
     if not 0 <= args.trunc <= 2:
         raise UserError(f"--trunc must be 0 to 2, got {args.trunc}")
-    if args.size is not None and not 8 <= args.size <= 4096:
-        raise UserError(f"--size must be 8 to 4096 pixels, got {args.size}")
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if render.size is not None and render.size < 8:  # the sheet's captions need room
+        raise UserError(f"--size must be at least 8 pixels, got {render.size}")
     if args.sheet:
         if args.sweep:
             raise UserError("--sheet and --sweep are different outputs; choose one")
@@ -134,18 +135,18 @@ def _validate(args: argparse.Namespace) -> str:
             raise UserError("--sheet needs input faces")
         if not (args.direction or args.arith or args.mix):
             raise UserError("--sheet needs --direction, --arith or --mix")
-        return "sheet"
+        return "sheet", None, render
     if args.arith:
         if args.inputs or args.mix or args.direction or args.sweep:
             raise UserError("--arith A B C takes its three faces itself; no other inputs, --mix, --direction or "
                             "--sweep (use --sheet to combine)")
-        return "arith"
+        return "arith", None, render
     if not args.inputs:
         raise UserError("give input faces (photos, .npy codes, mean or seed:N), or --list-directions")
     if args.mix:
         if args.direction or args.sweep:
             raise UserError("--mix does not take --direction or --sweep (use --sheet to combine)")
-        return "mix"
+        return "mix", None, render
     if not args.direction:
         raise UserError("choose an edit: --direction NAME|FILE, --mix B, --arith A B C or --sheet")
     if args.sweep:
@@ -153,12 +154,12 @@ def _validate(args: argparse.Namespace) -> str:
             raise UserError("--sweep follows one --direction")
         if args.strength == 0:
             raise UserError("--sweep needs a non-zero --strength")
-        if not 2 <= args.steps <= MAX_SWEEP_FRAMES:
-            raise UserError(f"--steps must be 2 to {MAX_SWEEP_FRAMES}, got {args.steps}")
-        if not 0 < args.fps <= 240:
-            raise UserError(f"--fps must be above 0 and at most 240, got {args.fps}")
-        return "sweep"
-    return "edit"
+        path = path_spec(args)
+        if path.num_frames(2) > MAX_SWEEP_FRAMES:
+            raise UserError(f"a sweep has at most {MAX_SWEEP_FRAMES} frames; --steps, --hold and --loop "
+                            f"make {path.num_frames(2)}")
+        return "sweep", path, render
+    return "edit", None, render
 
 
 def _plan(names: list[str], output: str | None, reads: list, what: str = "image") -> tuple[list, object]:
@@ -203,7 +204,7 @@ def _plan(names: list[str], output: str | None, reads: list, what: str = "image"
     return dests, folder
 
 
-def _run(mode: str, args: argparse.Namespace, log) -> list[str]:
+def _run(mode: str, path, render, args: argparse.Namespace, log) -> list[str]:
     """Do the work of one mode; returns the lines to print."""
     from pathlib import Path
 
@@ -223,7 +224,7 @@ def _run(mode: str, args: argparse.Namespace, log) -> list[str]:
     dev = resolve_device(args.device)
     from stylegan.precision import check_precision
 
-    precision = check_precision(args.precision, dev)  # "auto" is resolved for this model when it renders
+    check_precision(render.precision, dev)  # "auto" is resolved for this model when it renders
     apply_threads(args.threads)
     check_model(weights)
     wanted = list(dict.fromkeys(args.inputs + ([args.mix] if args.mix else []) + list(args.arith or [])))
@@ -294,19 +295,17 @@ def _run(mode: str, args: argparse.Namespace, log) -> list[str]:
     codes = dict(zip(wanted, input_codes(wanted, G, weights, cache=cache, refine=args.refine,
                                          face_index=args.face_index, truncation_psi=args.trunc, device=dev)))
 
-    def render(ws: torch.Tensor):
-        return render_images(G, ws, batch_size=args.batch_size, size=args.size, progress=not args.quiet,
-                             precision=precision)
+    def render_codes(ws: torch.Tensor):
+        return render_images(G, ws, **render.frame_options(), progress=not args.quiet)
 
     if mode == "sweep":
-        seqs = torch.stack([sweep_codes(codes[item], directions[0], args.strength, args.steps, layers, args.loop)
+        seqs = torch.stack([sweep_codes(codes[item], directions[0], args.strength, path, layers)
                             for item in args.inputs])
-        frames = render_side_by_side(G, seqs, dest, fps=args.fps, size=args.size, batch_size=args.batch_size,
-                                     progress=not args.quiet, precision=precision)
+        frames = render_side_by_side(G, seqs, dest, render, progress=not args.quiet)
         return [f"wrote {dest} ({frames} frames, strength {-abs(args.strength):+g} .. {abs(args.strength):+g})"]
 
     if mode == "sheet":
-        return [f"wrote {_sheet(args, G, codes, labels, directions, layers, render, dest)}"]
+        return [f"wrote {_sheet(args, G, codes, labels, directions, layers, render_codes, dest)}"]
 
     edited = []
     for item, d, _ in plan:
@@ -317,7 +316,7 @@ def _run(mode: str, args: argparse.Namespace, log) -> list[str]:
         else:
             edited.append(arithmetic(codes[a], codes[b], codes[c], scale=args.scale))
     edited_ws = torch.stack(edited)
-    images = None if dests[0].suffix.lower() == ".npy" else render(edited_ws)
+    images = None if dests[0].suffix.lower() == ".npy" else render_codes(edited_ws)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
     for k, dest in enumerate(dests):
@@ -328,7 +327,7 @@ def _run(mode: str, args: argparse.Namespace, log) -> list[str]:
     return [f"wrote {dest}" for dest in dests]
 
 
-def _sheet(args: argparse.Namespace, G, codes: dict, labels: dict, directions: list, layers, render, dest):
+def _sheet(args: argparse.Namespace, G, codes: dict, labels: dict, directions: list, layers, render_codes, dest):
     """Render and write the contact sheet: direction rows, then arithmetic and mixing rows."""
     import torch
 
@@ -358,7 +357,7 @@ def _sheet(args: argparse.Namespace, G, codes: dict, labels: dict, directions: l
             cells += [(f"{g} from B", style_mix(codes[item], codes[args.mix], g)) for g in groups]
             rows.append((f"{labels[item]}\nstyle mixing", cells))
     flat = torch.stack([w for _, cells in rows for _, w in cells])
-    images = iter(render(flat))
+    images = iter(render_codes(flat))
     grid = labelled_grid([(label, [(cap, next(images)) for cap, _ in cells]) for label, cells in rows])
     return write_image(grid, dest)
 
@@ -371,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     log = stderr_logger(args.quiet)
 
     def body() -> None:
-        for line in _run(_validate(args), args, log):
+        for line in _run(*_validate(args), args, log):
             if not args.quiet:
                 print(line)
 

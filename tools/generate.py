@@ -7,9 +7,9 @@ import sys
 import time
 
 from stylegan.errors import UserError
-from tools._cli import (EASING_CHOICES, NOISE_MODE_CHOICES,
-                        add_batch_size_option, add_device_option, add_precision_option, add_threads_option,
-                        add_yes_option, apply_threads, run_cli)
+from tools._cli import (add_batch_size_option, add_compute_options, add_noise_option, add_path_options,
+                        add_size_option, add_video_options, add_yes_option, apply_threads, path_spec, render_spec,
+                        run_cli)
 
 EPILOG = """\
 examples:
@@ -71,26 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="grid image (.png/.jpg) or, with --interp, .mp4/.gif/folder "
                              "(default: seeds.png, or seeds.mp4 with --interp)")
     parser.add_argument("--cols", type=int, default=None, help="grid columns (default: about square)")
-    parser.add_argument("--size", type=int, default=None, metavar="PX",
-                        help="resize each face to PX pixels (default: the generator's resolution)")
-    parser.add_argument("--noise-mode", choices=NOISE_MODE_CHOICES, default="const",
-                        help="per-layer noise: const = the stored noise (default: const)")
+    add_size_option(parser, "face side")
+    add_noise_option(parser)
     interp = parser.add_argument_group("interpolation video (--interp)")
     interp.add_argument("--interp", action="store_true", help="render a video through the seeds instead of a grid")
-    interp.add_argument("--steps", type=int, default=60, help="frames per pair of seeds, both ends included (default: 60)")
-    interp.add_argument("--fps", type=float, default=30, help="frames per second (default: 30)")
-    interp.add_argument("--crf", type=int, default=18, help="H.264 quality, 0 best .. 51 worst (default: 18)")
-    interp.add_argument("--hold", type=int, default=0, metavar="FRAMES",
-                        help="extra frames that pause on each seed (default: 0)")
-    interp.add_argument("--easing", choices=EASING_CHOICES, default="linear",
-                        help="speed profile of each transition (default: linear)")
-    interp.add_argument("--loop", action="store_true", help="return to the first seed for a seamless loop")
+    add_path_options(interp, what="seed", kind=False, schedule=False)
+    add_video_options(interp)
     add_batch_size_option(parser, 4, "faces synthesised together")
     add_yes_option(parser)
-    add_precision_option(parser)
-    add_threads_option(parser)
-    add_device_option(parser)
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    add_compute_options(parser, quiet="no progress bar or summary")
     return parser
 
 
@@ -103,28 +92,22 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> None:
         from stylegan import load_generator
         from stylegan.fileio import check_not_input
-        from stylegan.interpolation import num_frames
-        from stylegan.limits import RenderPlan, check_frame_count, check_grid, check_size, measure_generator
+        from stylegan.limits import RenderPlan, check_frame_count, check_grid, measure_generator
         from stylegan.render import image_grid, render_seeds, render_video, resolve_device, seed_interpolation
         from stylegan.video import check_image_name, check_output_path, check_video_options, output_kind, write_image
 
         # Every option first: nothing is loaded before they are all right.
         output = args.output or ("seeds.mp4" if args.interp else "seeds.png")
-        if args.batch_size < 1:
-            raise UserError(f"batch_size must be at least 1, got {args.batch_size}")
-        check_size(args.size)
+        render = render_spec(args)
         if args.cols is not None and args.cols < 1:
             raise UserError(f"cols must be at least 1, got {args.cols}")
         if args.interp:
             if len(args.seeds) < 2:
                 raise UserError("--interp needs at least 2 seeds, e.g. --seeds 0,1")
-            if args.steps < 2:
-                raise UserError(f"steps must be at least 2 (both end faces), got {args.steps}")
-            if args.hold < 0:
-                raise UserError(f"hold must be 0 or more frames, got {args.hold}")
+            path = path_spec(args, kind="slerp")  # z is Gaussian: slerp keeps every frame a typical sample
             kind = output_kind(output)
-            check_video_options(kind, args.fps, args.crf)
-            count = num_frames(len(args.seeds), args.steps, args.hold, args.loop)
+            check_video_options(kind, render.fps, render.crf)
+            count = path.num_frames(len(args.seeds))
             check_frame_count(count, args.yes)
             check_output_path(output, kind)  # before the model loads
         else:
@@ -139,27 +122,23 @@ def main(argv: list[str] | None = None) -> int:
         device = resolve_device(args.device)
         from stylegan.precision import check_precision
 
-        precision = check_precision(args.precision, device)  # "auto" is resolved for this model when it renders
+        check_precision(render.precision, device)  # "auto" is resolved for this model when it renders
         apply_threads(args.threads)
         G = load_generator(args.weights or args.model, device=device)
         side = args.size or G.img_resolution
         if not args.interp:
             check_grid(count, side)  # the whole grid is one image in memory
-        plan = RenderPlan(count, side, side, "image" if not args.interp else kind, measure_generator(G, args.noise_mode),
+        plan = RenderPlan(count, side, side, "image" if not args.interp else kind, measure_generator(G, render.noise_mode),
                           unit="frames" if args.interp else "faces")
         if not args.quiet:
             print(f"plan: {plan.describe()}", file=sys.stderr)
         plan.check(args.yes)
         if args.interp:
-            path = seed_interpolation(G, args.seeds, args.steps, args.trunc, easing=args.easing, hold=args.hold,
-                                      loop=args.loop)
-            count = render_video(G, path, output, fps=args.fps, crf=args.crf, batch_size=args.batch_size,
-                                 noise_mode=args.noise_mode, size=args.size, progress=not args.quiet,
-                                 precision=precision)
-            summary = f"{count} frames at {args.fps:g} fps"
+            codes = seed_interpolation(G, args.seeds, path, args.trunc)
+            count = render_video(G, codes, output, **render.video_options(), progress=not args.quiet)
+            summary = f"{count} frames at {render.fps:g} fps"
         else:
-            faces = render_seeds(G, args.seeds, args.trunc, batch_size=args.batch_size, noise_mode=args.noise_mode,
-                                 size=args.size, progress=not args.quiet, precision=precision)
+            faces = render_seeds(G, args.seeds, args.trunc, **render.frame_options(), progress=not args.quiet)
             write_image(image_grid(faces, cols=args.cols), output)
             summary = f"{len(faces)} faces"
         if not args.quiet:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import (stderr_logger, EASING_CHOICES, KIND_CHOICES, NOISE_MODE_CHOICES, SCHEDULE_CHOICES,
-                        add_batch_size_option, add_device_option,
-                        add_model_options, add_precision_option, add_refine_option, add_threads_option, add_yes_option,
-                        apply_threads, run_cli)
+from tools._cli import (add_batch_size_option, add_compute_options, add_model_options, add_noise_option,
+                        add_path_options, add_refine_option, add_size_option, add_video_options, add_yes_option,
+                        apply_threads, path_spec, render_spec, run_cli, stderr_logger)
 
 EPILOG = """\
 examples:
@@ -42,20 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", default=None,
                         help="video (.mp4/.gif) or frames folder (default: <face1>_to_<face2>.mp4 here)")
     add_model_options(parser)
-    parser.add_argument("--steps", type=int, default=60, help="frames per transition, both ends included (default: 60)")
-    parser.add_argument("--fps", type=float, default=30, help="frames per second (default: 30)")
-    parser.add_argument("--crf", type=int, default=18, help="H.264 quality, 0 best .. 51 worst (default: 18)")
-    parser.add_argument("--size", type=int, default=None, metavar="PX",
-                        help="frame side in pixels (default: the generator's resolution)")
-    parser.add_argument("--hold", type=int, default=0, metavar="FRAMES",
-                        help="extra frames that pause on every face (default: 0)")
-    parser.add_argument("--easing", choices=EASING_CHOICES, default="linear",
-                        help="speed profile of each transition (default: linear)")
-    parser.add_argument("--kind", choices=KIND_CHOICES, default="lerp",
-                        help="straight line or great circle in W+ (default: lerp)")
-    parser.add_argument("--schedule", choices=SCHEDULE_CHOICES, default="uniform",
-                        help="when coarse/middle/fine styles change (default: uniform)")
-    parser.add_argument("--loop", action="store_true", help="end with a transition back to the first face")
+    add_path_options(parser)
+    add_video_options(parser)
+    add_size_option(parser)
     parser.add_argument("--side-by-side", action="store_true",
                         help="show the current pair of input faces left and right of the morph")
     parser.add_argument("--save-latents", action="store_true",
@@ -63,16 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--face-index", type=int, default=None, metavar="N",
                         help="which face in every photo, 0 = largest (default: 0); "
                              "for one photo only, write photo.jpg:N")
-    parser.add_argument("--noise-mode", choices=NOISE_MODE_CHOICES, default="const",
-                        help="per-layer noise; const keeps the video steady (default: const)")
+    add_noise_option(parser)
     parser.add_argument("--seed", type=int, default=0, help="random seed, used by --noise-mode random (default: 0)")
     add_batch_size_option(parser, 4, "frames synthesised together")
     add_refine_option(parser)
     add_yes_option(parser)
-    add_precision_option(parser)
-    add_threads_option(parser)
-    add_device_option(parser)
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
+    add_compute_options(parser, quiet="no progress bar or messages")
     return parser
 
 
@@ -91,13 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(args.seed)
         apply_threads(args.threads)
         result = morph(
-            args.inputs, args.output or default_output_name(args.inputs),
-            weights=args.weights or args.model, steps=args.steps, fps=args.fps, crf=args.crf, size=args.size,
-            hold=args.hold, easing=args.easing, kind=args.kind, schedule=args.schedule, loop=args.loop,
-            side_by_side=args.side_by_side, save_latents=args.save_latents, face_index=args.face_index,
-            batch_size=args.batch_size, noise_mode=args.noise_mode, device=args.device, refine=args.refine,
-            progress=not args.quiet, log=log, yes=args.yes, refine_budget=args.refine_budget,
-            precision=args.precision,
+            args.inputs, args.output or default_output_name(args.inputs), path=path_spec(args),
+            render=render_spec(args), weights=args.weights or args.model, side_by_side=args.side_by_side,
+            save_latents=args.save_latents, face_index=args.face_index, device=args.device, refine=args.refine,
+            refine_budget=args.refine_budget, progress=not args.quiet, log=log, yes=args.yes,
         )
         if not args.quiet:
             w, h = result.size

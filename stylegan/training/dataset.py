@@ -241,7 +241,7 @@ def load_split(folders: Sequence[str | os.PathLike], resolution: int, val_fracti
     train_files, val_files = split_by_identity(files, val_fraction, ids, max_val=max_val)
     if not train_files or not val_files:
         raise UserError(f"{len(files)} images are too few to hold out a validation set; "
-                        "add images or raise --val-fraction")
+                        "add images or raise val_fraction")
 
     def lab(fs: list[Path]) -> np.ndarray | None:
         return None if labels is None else np.array([label_of[p] for p in fs], np.int64)

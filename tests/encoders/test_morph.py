@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from encoders.morph import (
 from stylegan import load_generator
 from stylegan.errors import CheckpointError, UserError
 from stylegan.render import render_images
+from stylegan.specs import PathSpec, RenderSpec
 from tests.helpers import ASTRONAUT, HOPPER
 
 pytestmark = pytest.mark.usefixtures("offline")  # no network, no user cache (tests/conftest.py)
@@ -48,11 +50,21 @@ def read_frames(folder: Path) -> np.ndarray:
     return np.stack([np.asarray(Image.open(p)) for p in sorted(folder.glob("frame_*.png"))]).astype(int)
 
 
+def with_specs(kw: dict) -> dict:
+    """``steps=5, fps=10, ...`` -> ``path=PathSpec(steps=5), render=RenderSpec(fps=10)``: tests read shorter."""
+    kw = dict(kw)
+    for name, spec in (("path", PathSpec), ("render", RenderSpec)):
+        own = {f.name: kw.pop(f.name) for f in fields(spec) if f.name in kw}
+        if own:
+            kw[name] = spec(**own)
+    return kw
+
+
 def run(inputs, output, **kw):
     kw.setdefault("progress", False)
     kw.setdefault("device", "cpu")
     kw.setdefault("refine", 0)  # compare against encoder-only codes; refinement has its own test
-    return morph([str(p) for p in inputs], output, **kw)
+    return morph([str(p) for p in inputs], output, **with_specs(kw))
 
 
 # ----------------------------------------------------------------------------- the happy path
@@ -161,8 +173,8 @@ def test_bad_inputs_fail_with_one_line_and_write_nothing(case, match, model_file
     (dict(steps=1), "steps must be at least 2"),
     (dict(steps=0), "steps must be at least 2"),
     (dict(hold=-1), "hold must be"),
-    (dict(easing="wobbly"), "unknown easing"),
-    (dict(kind="cubic"), "unknown kind"),
+    (dict(easing="wobbly"), "easing must be one of linear, ease-in-out, cosine"),
+    (dict(kind="cubic"), "kind must be one of lerp, slerp"),
     (dict(fps=0), "fps must be above 0"),
     (dict(fps=float("inf")), "fps must be a finite number"),
     (dict(crf=99), "crf must be an integer from 0"),
@@ -173,6 +185,16 @@ def test_bad_options_are_refused_before_any_work(kwargs, match, tmp_path):
     # No weights exist at all: the options must be refused before the model is looked up.
     with pytest.raises(UserError, match=match):
         run([HOPPER, ASTRONAUT], tmp_path / "x.mp4", weights=tmp_path / "none.pt", **kwargs)
+
+
+def test_loose_keywords_still_work_for_one_release_with_a_warning(tmp_path):
+    """Issue 8: morph(steps=..., fps=...) became morph(path=PathSpec(...), render=RenderSpec(...))."""
+    with pytest.warns(DeprecationWarning, match=r"morph\(steps=\) is deprecated; pass path=PathSpec\(steps=...\)"):
+        with pytest.raises(UserError, match="steps must be at least 2"):  # the old keywords are really used
+            morph([str(HOPPER), str(ASTRONAUT)], tmp_path / "x.mp4", steps=1, fps=10)
+    with pytest.raises(TypeError, match="unexpected keyword arguments: stepz"):
+        morph([str(HOPPER), str(ASTRONAUT)], tmp_path / "x.mp4", stepz=5)
+    assert not list(tmp_path.iterdir())
 
 
 def test_one_input_is_not_a_morph(model_file, tmp_path):
@@ -229,7 +251,7 @@ def test_no_default_model_message(monkeypatch):
     import pretrained.registry
 
     monkeypatch.delitem(pretrained.registry._REGISTRY, "default", raising=False)  # an install without one
-    with pytest.raises(UserError, match="no default model is installed; pass --model NAME or --weights PATH"):
+    with pytest.raises(UserError, match="weights is needed: no default model is installed"):
         resolve_model(None)
 
 
@@ -309,8 +331,8 @@ def test_refined_codes_reconstruct_the_photos_better(model_file, codes, tmp_path
     from stylegan import load_generator
 
     out = tmp_path / "r.mp4"
-    result = morph([str(HOPPER), str(ASTRONAUT)], out, weights=str(model_file), steps=2, progress=False,
-                   device="cpu", save_latents=True)
+    result = morph([str(HOPPER), str(ASTRONAUT)], out, weights=str(model_file), path=PathSpec(steps=2),
+                   progress=False, device="cpu", save_latents=True)
     G = load_generator(model_file)
     mask = face_mask(G.img_resolution, 0.25)
     for name, photo in (("grace_hopper", HOPPER), ("astronaut", ASTRONAUT)):
@@ -422,7 +444,7 @@ def test_default_names_from_long_inputs_fit_the_file_system(tmp_path):
 ])
 def test_api_type_errors_are_one_line_user_errors(tmp_path, inputs, kw, match):
     with pytest.raises(UserError, match=match) as err:
-        morph(inputs, tmp_path / "o.mp4", **kw)
+        morph(inputs, tmp_path / "o.mp4", **with_specs(kw))
     assert "\n" not in str(err.value)
     assert not list(tmp_path.iterdir())
 

@@ -14,7 +14,7 @@ import torch
 
 from stylegan import Generator
 from stylegan.errors import UserError
-from stylegan.interpolation import interpolation_path
+from stylegan.interpolation import interpolation_path, slerp
 from stylegan.render import (
     MappedPath,
     image_grid,
@@ -26,6 +26,7 @@ from stylegan.render import (
     seeds_to_z,
     to_uint8,
 )
+from stylegan.specs import PathSpec
 from stylegan.video import write_video
 from tests.helpers import tiny_generator
 
@@ -179,12 +180,29 @@ def test_seeds_follow_the_randomstate_convention():
 
 
 def test_seed_interpolation_is_lazy_slerp_in_z_then_mapped(G):
-    path = seed_interpolation(G, [3, 4, 5], steps=6, truncation_psi=0.7, hold=1)
+    path = seed_interpolation(G, [3, 4, 5], PathSpec(steps=6, hold=1, kind="slerp"), truncation_psi=0.7)
     assert isinstance(path, MappedPath) and len(path) == 3 * 1 + 2 * 5 + 1
     ws = list(path)
     expected_first = G.mapping(seeds_to_z([3], G.z_dim), truncation_psi=0.7)[0]
     assert torch.allclose(ws[0], expected_first) and torch.allclose(ws[1], expected_first)
+    z = seeds_to_z([3, 4], G.z_dim)
+    middle = G.mapping(slerp(z[0], z[1], 0.4)[None], truncation_psi=0.7)[0]  # frame 1 + 2 of 6 steps: alpha 2/5
+    assert torch.allclose(ws[3], middle, atol=1e-6)
     assert not torch.is_inference_mode_enabled()  # a suspended generator must not leak the mode
+
+
+def test_seed_interpolation_keeps_its_old_keywords_for_one_release(G):
+    with pytest.warns(DeprecationWarning, match=r"seed_interpolation\(steps=, hold=\) is deprecated"):
+        old = seed_interpolation(G, [3, 4, 5], 6, 0.7, hold=1)
+    new = seed_interpolation(G, [3, 4, 5], PathSpec(steps=6, hold=1, kind="slerp"), 0.7)
+    assert all(torch.equal(a, b) for a, b in zip(old, new)) and len(old) == len(new)
+
+
+def test_seed_interpolation_refuses_a_layer_schedule_and_one_seed(G):
+    with pytest.raises(UserError, match="schedule must be uniform for seeds"):
+        seed_interpolation(G, [1, 2], PathSpec(schedule="coarse-to-fine"))
+    with pytest.raises(UserError, match="at least 2 seeds"):
+        seed_interpolation(G, [1], PathSpec())
 
 
 def test_image_grid_layout():
@@ -230,4 +248,4 @@ def test_nan_truncation_is_refused(G) -> None:
         with pytest.raises(UserError, match="truncation_psi must be a finite number"):
             MappedPath(G, [torch.zeros(G.z_dim)], psi)
     with pytest.raises(UserError, match="truncation_psi"):
-        seed_interpolation(G, [1, 2], 3, truncation_psi=float("nan"))
+        seed_interpolation(G, [1, 2], PathSpec(steps=3), truncation_psi=float("nan"))

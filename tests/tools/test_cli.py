@@ -34,6 +34,9 @@ def test_library_parameter_names_become_flags_but_paths_stay():
     assert _translate("20000 frames is more than 10000; set yes=True to go ahead", flags) == \
         "20000 frames is more than 10000; set --yes to go ahead"
     assert _translate("output/fps is not a folder", flags) == "output/fps is not a folder"
+    assert _translate("too few images; add some or choose another face_index", flags) == \
+        "too few images; add some or choose another --face-index"
+    assert _translate("my_face_index.png: no face", flags) == "my_face_index.png: no face"
 
 
 @pytest.mark.parametrize("name,code", [("SIGTERM", 143), ("SIGHUP", 129), ("SIGINT", 130)])

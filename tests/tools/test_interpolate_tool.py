@@ -184,7 +184,8 @@ def test_save_latents_never_overwrites_an_input(latents, tmp_path, capsys):
     (["--crf", "99"], "--crf must be an integer from 0 (lossless) to 51, got 99"),
     (["--size", "100000"], "--size must be a positive number of pixels, at most 4096, got 100000"),
     (["--steps", "100000"], "100000 frames is more than 10000; set --yes to go ahead"),
-    (["--hold", "1000000000", "--yes"], "is more than the limit of 1000000"),
+    (["--hold", "600000", "--yes"], "is more than the limit of 1000000"),
+    (["--hold", "1000000000", "--yes"], "--hold must be 0 or more frames and at most 1,000,000"),
     (["-o", "{tmp}/" + "x" * 300 + ".mp4"], "file name too long"),
 ])
 def test_bad_options_fail_before_any_work(args, match, latents, tmp_path, capsys, monkeypatch):

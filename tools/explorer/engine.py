@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -39,6 +39,7 @@ import torch
 from PIL import Image
 
 from stylegan.errors import UserError
+from stylegan.specs import PathSpec, RenderSpec
 
 from .sessions import Face, Job, Session, SessionLimits, SessionStore
 
@@ -124,7 +125,8 @@ class View:
     Attributes:
         a, b: face ids; ``b`` None shows ``a`` alone.
         position: morph slider position 0..:data:`ALPHA_STEPS` (alpha = position / ALPHA_STEPS).
-        kind, easing, schedule: as in :func:`stylegan.interpolation.interpolation_path`.
+        path: the morph's kind, easing and schedule (:class:`stylegan.specs.PathSpec`), with
+            ``ALPHA_STEPS + 1`` steps; an export replaces only the steps.
         arith: ``(b, c, scale)``: the frame becomes frame - B + C (scaled), or None.
         mix: ``(face, layers)``: take those style positions from that face, or None.
         edits: ``(direction, strength)`` pairs, applied in order.
@@ -133,9 +135,7 @@ class View:
     a: str
     b: str | None = None
     position: int = 0
-    kind: str = "lerp"
-    easing: str = "linear"
-    schedule: str = "uniform"
+    path: PathSpec = PathSpec(steps=ALPHA_STEPS + 1)
     arith: tuple[str, str, float] | None = None
     mix: tuple[str, str] | None = None
     edits: tuple[tuple[str, float], ...] = ()
@@ -147,23 +147,14 @@ class View:
     @classmethod
     def from_json(cls, data: Any) -> "View":
         """Validate the page's JSON; raises UserError with one line naming the bad field."""
-        from stylegan.interpolation import EASINGS, KINDS, SCHEDULES
-
         if not isinstance(data, dict):
             raise UserError("view must be a JSON object")
         a = _face_id(data.get("a"), "a")
         b = data.get("b")
         b = None if b in (None, "") else _face_id(b, "b")
         alpha = _number(data.get("alpha", 0.0), "alpha", 0.0, 1.0)
-        kind = data.get("kind", "lerp")
-        if kind not in KINDS:
-            raise UserError(f"kind must be one of {', '.join(KINDS)}")
-        easing = data.get("easing", "linear")
-        if easing not in EASINGS:
-            raise UserError(f"easing must be one of {', '.join(EASINGS)}")
-        schedule = data.get("schedule", "uniform")
-        if schedule not in SCHEDULES:
-            raise UserError(f"schedule must be one of {', '.join(SCHEDULES)}")
+        path = PathSpec(steps=ALPHA_STEPS + 1, kind=data.get("kind", "lerp"), easing=data.get("easing", "linear"),
+                        schedule=data.get("schedule", "uniform"))  # the spec names the bad field
         arith = data.get("arith")
         if arith:
             if not isinstance(arith, dict):
@@ -183,7 +174,7 @@ class View:
             raise UserError("edits must be an object {direction: strength}")
         pairs = tuple((str(k)[:100], _number(v, f"strength of {str(k)[:40]!r}", -MAX_STRENGTH, MAX_STRENGTH))
                       for k, v in edits.items())
-        return cls(a, b, int(round(alpha * ALPHA_STEPS)), kind, easing, schedule, arith or None, mix or None,
+        return cls(a, b, int(round(alpha * ALPHA_STEPS)), path, arith or None, mix or None,
                    tuple(p for p in pairs if p[1] != 0.0))
 
 
@@ -506,12 +497,9 @@ class Explorer:
 
     def morph_path(self, session: Session, view: View, steps: int) -> Any:
         """The interpolation path A -> B of ``view`` with ``steps`` frames."""
-        from stylegan.interpolation import interpolation_path
-
         a = self._code_of(session, view.a, "A")
         b = self._code_of(session, view.b, "B") if view.b is not None else a
-        return interpolation_path(torch.stack([a, b]), steps, kind=view.kind, easing=view.easing,
-                                  schedule=view.schedule)
+        return replace(view.path, steps=steps).path(torch.stack([a, b]))
 
     def code(self, session: Session, view: View) -> torch.Tensor:
         """The current frame's code [num_ws, w_dim]: frame ``position`` of the morph, then the edits."""
@@ -585,10 +573,11 @@ class Explorer:
             job = session.add_job(len(path))
         except LookupError as err:
             raise UserError(str(err)) from None
-        self._queue.put(("export", session, job, path, transform, fps))
+        render = RenderSpec(fps=fps, precision=self.config.precision)
+        self._queue.put(("export", session, job, path, transform, render))
         return job
 
-    def _export(self, session: Session, job: Job, path: Any, transform: Callable, fps: float) -> None:
+    def _export(self, session: Session, job: Job, path: Any, transform: Callable, render: RenderSpec) -> None:
         from stylegan.render import render_video
 
         start = time.perf_counter()
@@ -599,8 +588,8 @@ class Explorer:
             job.done = index + 1
             return frame
 
-        render_video(self.G_work, _EditedPath(path, transform), dest, fps=fps, progress=False, compose=count,
-                     precision=self.config.precision)
+        render_video(self.G_work, _EditedPath(path, transform), dest, **render.video_options(), progress=False,
+                     compose=count)
         job.path, job.seconds, job.status = dest, time.perf_counter() - start, "done"
 
     @staticmethod
