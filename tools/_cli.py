@@ -10,12 +10,15 @@ import sys
 import threading
 from typing import Callable, Mapping
 
-__all__ = ["run_cli", "Terminated", "flag_names", "add_yes_option", "refine_steps", "add_refine_option",
+__all__ = ["TRAINING_INTERRUPTED", "run_tool", "run_cli", "Terminated", "flag_names", "add_yes_option", "refine_steps", "add_refine_option",
            "add_model_options", "add_precision_option", "add_threads_option", "threads_value", "default_threads",
            "apply_threads", "keep_freed_memory", "DEVICE_CHOICES", "add_device_option", "add_batch_size_option",
            "PRECISION_CHOICES", "NOISE_MODE_CHOICES", "EASING_CHOICES", "KIND_CHOICES", "SCHEDULE_CHOICES",
-           "stderr_logger", "add_compute_options", "add_path_options", "add_video_options", "add_size_option",
+           "stderr_logger", "report_folder", "add_compute_options", "add_path_options", "add_video_options", "add_size_option",
            "add_noise_option", "path_spec", "render_spec"]
+
+# What a trainer says on Ctrl-C: its checkpoints are written atomically, so the last one is whole.
+TRAINING_INTERRUPTED = "interrupted; the last checkpoint in the run directory is intact"
 
 # What stylegan.render.resolve_device accepts by name (it also takes "cuda:N" from library callers).
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -108,6 +111,16 @@ def run_cli(body: Callable[[], int | None], interrupted: str = "interrupted",
     return 0 if code is None else code
 
 
+def run_tool(parser: argparse.ArgumentParser, work: Callable[[argparse.Namespace], int | None],
+             argv: list[str] | None = None, interrupted: str = "interrupted") -> int:
+    """A tool's ``main``: parse ``argv`` (None reads ``sys.argv``) and run ``work(args)`` through :func:`run_cli`.
+
+    Library messages are shown with the parser's flags (``fps must ...`` -> ``--fps must ...``).
+    """
+    args = parser.parse_args(argv)
+    return run_cli(lambda: work(args), interrupted=interrupted, flags=parser)
+
+
 def add_yes_option(parser: argparse.ArgumentParser) -> None:
     """``--yes``: go ahead with a run over the frame or time limits (see :mod:`stylegan.limits`)."""
     parser.add_argument("--yes", action="store_true",
@@ -120,6 +133,18 @@ def stderr_logger(quiet: bool) -> Callable[[str], None]:
         if not quiet:
             print(message, file=sys.stderr)
     return log
+
+
+def report_folder(result, log: Callable[[str], None], quiet: bool, left_out: str = "skipped") -> None:
+    """After a tool's folder run: one log line per photo left out (and why), then the summary unless quiet.
+
+    ``result`` has ``failed`` (``(photo, reason)`` pairs) and ``summary()``, as
+    ``encoders.batch_invert.invert_folder`` and ``encoders.latent_map.latent_map`` return.
+    """
+    for photo, reason in result.failed:
+        log(f"{left_out} {photo}: {reason}")
+    if not quiet:
+        print(result.summary())
 
 
 def refine_steps(text: str) -> int | str:

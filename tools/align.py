@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import add_threads_option, apply_threads, run_cli
+from tools._cli import add_compute_options, apply_threads, run_tool
 
 EPILOG = """\
 examples:
@@ -39,52 +39,51 @@ def build_parser() -> argparse.ArgumentParser:
                              "4 x --size is faster and within 3 grey levels)")
     parser.add_argument("--list", action="store_true",
                         help="print the faces found (index, box, area, score) and exit")
-    add_threads_option(parser)
-    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    add_compute_options(parser, quiet="print nothing on success", device=False, precision=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the tool; returns the exit code (0 ok, 1 user error, 130 interrupted)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    return run_tool(parser, lambda args: _run(args, parser), argv)
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if not args.list and not args.output:
         parser.error("-o/--output is required (or use --list)")
 
-    def body() -> None:
-        apply_threads(args.threads)
-        from stylegan.fileio import check_input_file, check_not_input
-        from stylegan.limits import check_size
-        from stylegan.video import check_image_name, check_output_path
+    apply_threads(args.threads)
+    from stylegan.fileio import check_input_file, check_not_input
+    from stylegan.limits import check_size
+    from stylegan.video import check_image_name, check_output_path
 
-        # Every option and path first: nothing is decoded before they are all right.
-        check_input_file(args.photo, "photo")
-        if not args.list:
-            check_size(args.size, "size")
-            if args.transform_size is not None:
-                check_size(args.transform_size, "transform_size")
-            check_image_name(args.output)
-            check_output_path(args.output, kind="image")
-            check_not_input(args.output, [args.photo])
-        # Imported here so that --help works even when dlib is broken.
-        from encoders.align import align_face, detect_faces
-        from encoders.images import save_image_atomic
+    # Every option and path first: nothing is decoded before they are all right.
+    check_input_file(args.photo, "photo")
+    if not args.list:
+        check_size(args.size, "size")
+        if args.transform_size is not None:
+            check_size(args.transform_size, "transform_size")
+        check_image_name(args.output)
+        check_output_path(args.output, kind="image")
+        check_not_input(args.output, [args.photo])
+    # Imported here so that --help works even when dlib is broken.
+    from encoders.align import align_face, detect_faces
+    from encoders.images import save_image_atomic
 
-        if args.list:
-            faces = detect_faces(args.photo)
-            print(f"{args.photo}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
-            for i, face in enumerate(faces):
-                left, top, right, bottom = face.box
-                print(f"  {i}: box=({left}, {top}, {right}, {bottom}) "
-                      f"area={face.area} score={face.score:.2f}")
-            return
-        image = align_face(args.photo, output_size=args.size, face_index=args.face_index,
-                           transform_size=args.transform_size)
-        save_image_atomic(image, args.output)
-        if not args.quiet:
-            print(f"wrote {args.output} ({args.size}x{args.size})")
-
-    return run_cli(body, flags=parser)
+    if args.list:
+        faces = detect_faces(args.photo)
+        print(f"{args.photo}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
+        for i, face in enumerate(faces):
+            left, top, right, bottom = face.box
+            print(f"  {i}: box=({left}, {top}, {right}, {bottom}) "
+                  f"area={face.area} score={face.score:.2f}")
+        return
+    image = align_face(args.photo, output_size=args.size, face_index=args.face_index,
+                       transform_size=args.transform_size)
+    save_image_atomic(image, args.output)
+    if not args.quiet:
+        print(f"wrote {args.output} ({args.size}x{args.size})")
 
 
 if __name__ == "__main__":

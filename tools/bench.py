@@ -15,8 +15,7 @@ import torch
 from stylegan.errors import UserError
 from stylegan.fileio import atomic_output
 from stylegan.benchmark import default_variants, format_table, run_benchmark
-from tools._cli import (add_device_option, add_precision_option, add_refine_option, add_threads_option,
-                        apply_threads, run_cli)
+from tools._cli import add_compute_options, add_refine_option, apply_threads, run_tool
 
 __all__ = ["main", "build_parser"]
 
@@ -61,19 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="variants to run (default: all that fit the device, ref-fp32 first)")
     p.add_argument("--repeats", type=_positive_int, default=5, help="timed frames per variant (median reported)")
     p.add_argument("--warmup", type=int, default=1, help="untimed frames per variant first")
-    add_device_option(p)
-    add_threads_option(p)
     p.add_argument("--e2e", action="store_true", help="time a whole morph per resolution instead of frames")
     p.add_argument("--photos", nargs="+", type=Path, default=None, metavar="PHOTO",
                    help="--e2e: photos to morph (default: the two bundled examples)")
     p.add_argument("--steps", type=_positive_int, default=60, help="--e2e: frames per transition")
     add_refine_option(p)
-    add_precision_option(p)
-    p.add_argument("--output", type=Path, default=Path("bench_e2e.mp4"), metavar="PATH",
+    p.add_argument("-o", "--output", type=Path, default=Path("bench_e2e.mp4"), metavar="PATH",
                    help="--e2e: the video written (replaced at each resolution)")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the latent")
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only the table")
+    add_compute_options(p, quiet="print only the table")
     return p
 
 
@@ -134,32 +130,31 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         Exit status: 0 on success, 1 on a user error, 130 when interrupted.
     """
-    args = build_parser().parse_args(argv)
+    return run_tool(build_parser(), _run, argv)
 
-    def body() -> int:
-        from stylegan.render import resolve_device
 
-        device = resolve_device(args.device)
-        threads = apply_threads(args.threads)
-        if args.e2e:
-            return _e2e(args, threads)
-        variants = args.variants or default_variants(device)
-        progress = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-        results = run_benchmark(args.resolutions, variants, repeats=args.repeats, warmup=args.warmup,
-                                device=device, seed=args.seed, progress=progress)
-        print(format_table(results))
-        import os
+def _run(args: argparse.Namespace) -> int:
+    from stylegan.render import resolve_device
 
-        print(f"{_cpu_name()}, {threads} thread(s), load average {os.getloadavg()[0]:.1f} at the end")
-        if args.json:
-            _write_json(args.json, {
-                "device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-                "repeats": args.repeats, "warmup": args.warmup, "seed": args.seed, "batch": 1,
-                "results": [r.to_dict() for r in results],
-            })
-        return 0
+    device = resolve_device(args.device)
+    threads = apply_threads(args.threads)
+    if args.e2e:
+        return _e2e(args, threads)
+    variants = args.variants or default_variants(device)
+    progress = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    results = run_benchmark(args.resolutions, variants, repeats=args.repeats, warmup=args.warmup,
+                            device=device, seed=args.seed, progress=progress)
+    print(format_table(results))
+    import os
 
-    return run_cli(body)
+    print(f"{_cpu_name()}, {threads} thread(s), load average {os.getloadavg()[0]:.1f} at the end")
+    if args.json:
+        _write_json(args.json, {
+            "device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "repeats": args.repeats, "warmup": args.warmup, "seed": args.seed, "batch": 1,
+            "results": [r.to_dict() for r in results],
+        })
+    return 0
 
 
 if __name__ == "__main__":

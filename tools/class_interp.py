@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from tools._cli import add_batch_size_option, add_device_option, add_threads_option, apply_threads, run_cli
+from tools._cli import (add_batch_size_option, add_compute_options, add_video_options, apply_threads, render_spec,
+                        run_tool)
 
 DEMO_MODEL = "cond-faces32-gender"
 
@@ -63,22 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="video (.mp4/.gif) or frames folder (default: the grid's name with .mp4)")
     p.add_argument("--no-video", action="store_true", help="write the grid only")
     p.add_argument("--frames", type=int, default=60, help="video frames per path, both ends included (default: 60)")
-    p.add_argument("--fps", type=float, default=30, help="video frames per second (default: 30)")
-    p.add_argument("--crf", type=int, default=18, help="H.264 quality, 0 best .. 51 worst (default: 18)")
+    add_video_options(p)
     p.add_argument("--size", type=int, default=None, metavar="PX",
                    help="side of each face in pixels (default: the generator's resolution, at least 128)")
     add_batch_size_option(p, 8, "faces synthesised together")
-    add_device_option(p)
-    add_threads_option(p)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    add_compute_options(p, quiet="no progress bar or summary", precision=False)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the tool; returns the exit code (0 ok, 1 user error, 130 interrupted)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    return run_cli(lambda: _run(args), flags=parser)
+    return run_tool(build_parser(), _run, argv)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -101,8 +97,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"--frames must be from 2 to 10000, got {args.frames}")
     if args.size is not None and not 8 <= args.size <= 1024:
         raise UserError(f"--size must be from 8 to 1024 pixels, got {args.size}")
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    render_spec(args)  # fps, crf and batch_size, before any work
     if not math.isfinite(args.trunc):
         raise UserError(f"--trunc must be a finite number, got {args.trunc}")
     check_image_name(args.output)

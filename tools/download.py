@@ -11,7 +11,7 @@ import sys
 from pretrained import cache_dir, cache_status, download, get_spec, list_pretrained
 from pretrained.download import ENV_CACHE, ENV_OFFLINE
 from stylegan.errors import UserError
-from tools._cli import run_cli
+from tools._cli import run_tool
 
 __all__ = ["main"]
 
@@ -105,9 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         Exit status: 0 on success, 1 on a user error, 130 when interrupted.
     """
-    args = build_parser().parse_args(argv)
     # On Ctrl-C, download() has already removed its temporary file.
-    return run_cli(lambda: args.func(args))
+    return run_tool(build_parser(), lambda args: args.func(args), argv)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import sys
 
 from tools._cli import (add_batch_size_option, add_compute_options, add_model_options, add_path_options,
                         add_refine_option, add_size_option, add_video_options, apply_threads, path_spec, render_spec,
-                        run_cli, stderr_logger)
+                        run_tool, stderr_logger)
 
 EPILOG = """\
 examples:
@@ -364,17 +364,13 @@ def _sheet(args: argparse.Namespace, G, codes: dict, labels: dict, directions: l
 
 def main(argv: list[str] | None = None) -> int:
     """Run the tool; returns the exit code (0 ok, 1 user error, 130 interrupted)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    return run_tool(build_parser(), _main, argv)
 
-    log = stderr_logger(args.quiet)
 
-    def body() -> None:
-        for line in _run(*_validate(args), args, log):
-            if not args.quiet:
-                print(line)
-
-    return run_cli(body, flags=parser)
+def _main(args: argparse.Namespace) -> None:
+    for line in _run(*_validate(args), args, stderr_logger(args.quiet)):
+        if not args.quiet:
+            print(line)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,7 @@ import math
 import sys
 from pathlib import Path
 
-from tools._cli import (add_device_option, add_model_options, add_refine_option, add_threads_option,
-                        apply_threads, run_cli)
+from tools._cli import add_compute_options, add_model_options, add_refine_option, apply_threads, run_tool
 
 EPILOG = """examples:
   python tools/evaluate.py test-photos/ --single-only --sheet sheet.png --json scores.json
@@ -35,9 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sheet", help="write a contact sheet PNG (input | reconstruction)")
     p.add_argument("--json", help="write per-photo scores and the summary as JSON")
     p.add_argument("--morph", help="a morph video (or folder of frames): report the share of frames with exactly one face")
-    add_device_option(p)
-    add_threads_option(p)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_compute_options(p, quiet="no progress bars", precision=False)
     return p
 
 
@@ -88,8 +85,7 @@ def _frames(path: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_cli(lambda: _run(args))
+    return run_tool(build_parser(), _run, argv)
 
 
 def _run(args: argparse.Namespace) -> int:

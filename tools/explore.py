@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import (add_device_option,
-                        add_model_options, add_precision_option, add_refine_option, add_threads_option, apply_threads,
-                        run_cli)
+from tools._cli import add_compute_options, add_model_options, add_refine_option, apply_threads, run_tool
 
 EPILOG = """\
 examples:
@@ -38,19 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="another Host header name to accept, e.g. this machine's DNS name (repeatable)")
     add_model_options(parser)
     add_refine_option(parser, budget=False)
-    add_precision_option(parser)
-    add_threads_option(parser)
     parser.add_argument("--cache", default=None, metavar="DIR",
                         help="folder of cached codes (default: $STYLEGAN_MORPH_CACHE/codes or "
                              "~/.cache/stylegan-morph/codes)")
     parser.add_argument("--no-cache", action="store_true", help="keep codes in memory only")
     parser.add_argument("--max-upload-mb", type=float, default=20, metavar="MB",
                         help="largest upload per request (default: 20)")
-    add_device_option(parser)
     parser.add_argument("--bench", type=int, default=0, metavar="N",
                         help="measure N morph and N edit slider moves at the server with the bundled photos, "
                              "print the medians and exit")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no request log or messages")
+    add_compute_options(parser, quiet="no request log or messages")
     return parser
 
 
@@ -150,49 +145,49 @@ def _say(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the tool; returns the exit code (0 ok, 1 user error, 130 interrupted)."""
-    args = build_parser().parse_args(argv)
+    return run_tool(build_parser(), _run, argv, interrupted="stopped")
+
+
+def _run(args: argparse.Namespace) -> None:
     log = (lambda message: None) if args.quiet else _say
 
-    def body() -> None:
-        _validate(args)
-        from pathlib import Path
+    _validate(args)
+    from pathlib import Path
 
-        from stylegan.precision import check_precision
-        from stylegan.render import resolve_device
-        from tools.explorer import ExplorerConfig, create_app
+    from stylegan.precision import check_precision
+    from stylegan.render import resolve_device
+    from tools.explorer import ExplorerConfig, create_app
 
-        apply_threads(args.threads)
-        precision = check_precision(args.precision, resolve_device(args.device))
+    apply_threads(args.threads)
+    precision = check_precision(args.precision, resolve_device(args.device))
 
-        if args.host in ("0.0.0.0", "::", ""):
-            print(f"warning: --host {args.host} exposes the explorer to every network this computer is on; "
-                  "anyone who can reach the port can upload photos and use the CPU", file=sys.stderr)
-        if args.no_cache:
-            cache = None
-        elif args.cache is not None:
-            cache = Path(args.cache)
+    if args.host in ("0.0.0.0", "::", ""):
+        print(f"warning: --host {args.host} exposes the explorer to every network this computer is on; "
+              "anyone who can reach the port can upload photos and use the CPU", file=sys.stderr)
+    if args.no_cache:
+        cache = None
+    elif args.cache is not None:
+        cache = Path(args.cache)
+    else:
+        from encoders.code_cache import default_cache_dir
+
+        cache = default_cache_dir()
+    config = ExplorerConfig(weights=args.weights or args.model, device=args.device, refine=args.refine,
+                            precision=precision,
+                            cache_dir=None if args.bench else cache,
+                            max_upload_bytes=int(args.max_upload_mb * 2**20))
+    import logging
+
+    # No log line per slider move; -q also hides the server's warnings.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR if args.quiet else logging.WARNING)
+    app = create_app(config, host=args.host, port=args.port, log=log)
+    try:
+        if args.bench:
+            _bench(app, args.bench)
         else:
-            from encoders.code_cache import default_cache_dir
-
-            cache = default_cache_dir()
-        config = ExplorerConfig(weights=args.weights or args.model, device=args.device, refine=args.refine,
-                                precision=precision,
-                                cache_dir=None if args.bench else cache,
-                                max_upload_bytes=int(args.max_upload_mb * 2**20))
-        import logging
-
-        # No log line per slider move; -q also hides the server's warnings.
-        logging.getLogger("werkzeug").setLevel(logging.ERROR if args.quiet else logging.WARNING)
-        app = create_app(config, host=args.host, port=args.port, log=log)
-        try:
-            if args.bench:
-                _bench(app, args.bench)
-            else:
-                _serve(app, args, log)
-        finally:
-            app.extensions["explorer"].close()
-
-    return run_cli(body, interrupted="stopped")
+            _serve(app, args, log)
+    finally:
+        app.extensions["explorer"].close()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tools._cli import run_cli
+from tools._cli import run_tool
 
 EPILOG = """examples:
   # the best checkpoint of a training run, with float16 weights (half the size):
@@ -50,8 +50,7 @@ def export(model: str, output: str, fp16: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_cli(lambda: export(args.model, args.output, args.fp16))
+    return run_tool(build_parser(), lambda args: export(args.model, args.output, args.fp16), argv)
 
 
 if __name__ == "__main__":

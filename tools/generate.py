@@ -7,9 +7,8 @@ import sys
 import time
 
 from stylegan.errors import UserError
-from tools._cli import (add_batch_size_option, add_compute_options, add_noise_option, add_path_options,
-                        add_size_option, add_video_options, add_yes_option, apply_threads, path_spec, render_spec,
-                        run_cli)
+from tools._cli import (add_batch_size_option, add_compute_options, add_noise_option, add_path_options, add_size_option,
+                        add_video_options, add_yes_option, apply_threads, path_spec, render_spec, run_tool)
 
 EPILOG = """\
 examples:
@@ -85,66 +84,64 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the tool; returns the exit code (0 ok, 1 user error, 130 interrupted)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
+    return run_tool(build_parser(), _run, argv)
 
-    def body() -> None:
-        from stylegan import load_generator
-        from stylegan.fileio import check_not_input
-        from stylegan.limits import RenderPlan, check_frame_count, check_grid, measure_generator
-        from stylegan.render import image_grid, render_seeds, render_video, resolve_device, seed_interpolation
-        from stylegan.video import check_image_name, check_output_path, check_video_options, output_kind, write_image
 
-        # Every option first: nothing is loaded before they are all right.
-        output = args.output or ("seeds.mp4" if args.interp else "seeds.png")
-        render = render_spec(args)
-        if args.cols is not None and args.cols < 1:
-            raise UserError(f"cols must be at least 1, got {args.cols}")
-        if args.interp:
-            if len(args.seeds) < 2:
-                raise UserError("--interp needs at least 2 seeds, e.g. --seeds 0,1")
-            path = path_spec(args, kind="slerp")  # z is Gaussian: slerp keeps every frame a typical sample
-            kind = output_kind(output)
-            check_video_options(kind, render.fps, render.crf)
-            count = path.num_frames(len(args.seeds))
-            check_frame_count(count, args.yes)
-            check_output_path(output, kind)  # before the model loads
-        else:
-            kind, count = "image", len(args.seeds)
-            check_frame_count(count, args.yes, what="faces")
-            if args.size is not None:
-                check_grid(count, args.size)
-            check_image_name(output)
-            check_output_path(output, kind="image")
-        if args.weights:
-            check_not_input(output, [args.weights])
-        device = resolve_device(args.device)
-        from stylegan.precision import check_precision
+def _run(args: argparse.Namespace) -> None:
+    start = time.perf_counter()  # before the imports: the summary's time includes loading torch
+    from stylegan import load_generator
+    from stylegan.fileio import check_not_input
+    from stylegan.limits import RenderPlan, check_frame_count, check_grid, measure_generator
+    from stylegan.render import image_grid, render_seeds, render_video, resolve_device, seed_interpolation
+    from stylegan.video import check_image_name, check_output_path, check_video_options, output_kind, write_image
 
-        check_precision(render.precision, device)  # "auto" is resolved for this model when it renders
-        apply_threads(args.threads)
-        G = load_generator(args.weights or args.model, device=device)
-        side = args.size or G.img_resolution
-        if not args.interp:
-            check_grid(count, side)  # the whole grid is one image in memory
-        plan = RenderPlan(count, side, side, "image" if not args.interp else kind, measure_generator(G, render.noise_mode),
-                          unit="frames" if args.interp else "faces")
-        if not args.quiet:
-            print(f"plan: {plan.describe()}", file=sys.stderr)
-        plan.check(args.yes)
-        if args.interp:
-            codes = seed_interpolation(G, args.seeds, path, args.trunc)
-            count = render_video(G, codes, output, **render.video_options(), progress=not args.quiet)
-            summary = f"{count} frames at {render.fps:g} fps"
-        else:
-            faces = render_seeds(G, args.seeds, args.trunc, **render.frame_options(), progress=not args.quiet)
-            write_image(image_grid(faces, cols=args.cols), output)
-            summary = f"{len(faces)} faces"
-        if not args.quiet:
-            print(f"wrote {output} ({summary}, {time.perf_counter() - start:.1f} s)")
+    # Every option first: nothing is loaded before they are all right.
+    output = args.output or ("seeds.mp4" if args.interp else "seeds.png")
+    render = render_spec(args)
+    if args.cols is not None and args.cols < 1:
+        raise UserError(f"cols must be at least 1, got {args.cols}")
+    if args.interp:
+        if len(args.seeds) < 2:
+            raise UserError("--interp needs at least 2 seeds, e.g. --seeds 0,1")
+        path = path_spec(args, kind="slerp")  # z is Gaussian: slerp keeps every frame a typical sample
+        kind = output_kind(output)
+        check_video_options(kind, render.fps, render.crf)
+        count = path.num_frames(len(args.seeds))
+        check_frame_count(count, args.yes)
+        check_output_path(output, kind)  # before the model loads
+    else:
+        kind, count = "image", len(args.seeds)
+        check_frame_count(count, args.yes, what="faces")
+        if args.size is not None:
+            check_grid(count, args.size)
+        check_image_name(output)
+        check_output_path(output, kind="image")
+    if args.weights:
+        check_not_input(output, [args.weights])
+    device = resolve_device(args.device)
+    from stylegan.precision import check_precision
 
-    return run_cli(body, flags=parser)
+    check_precision(render.precision, device)  # "auto" is resolved for this model when it renders
+    apply_threads(args.threads)
+    G = load_generator(args.weights or args.model, device=device)
+    side = args.size or G.img_resolution
+    if not args.interp:
+        check_grid(count, side)  # the whole grid is one image in memory
+    plan = RenderPlan(count, side, side, "image" if not args.interp else kind, measure_generator(G, render.noise_mode),
+                      unit="frames" if args.interp else "faces")
+    if not args.quiet:
+        print(f"plan: {plan.describe()}", file=sys.stderr)
+    plan.check(args.yes)
+    if args.interp:
+        codes = seed_interpolation(G, args.seeds, path, args.trunc)
+        count = render_video(G, codes, output, **render.video_options(), progress=not args.quiet)
+        summary = f"{count} frames at {render.fps:g} fps"
+    else:
+        faces = render_seeds(G, args.seeds, args.trunc, **render.frame_options(), progress=not args.quiet)
+        write_image(image_grid(faces, cols=args.cols), output)
+        summary = f"{len(faces)} faces"
+    if not args.quiet:
+        print(f"wrote {output} ({summary}, {time.perf_counter() - start:.1f} s)")
 
 
 if __name__ == "__main__":

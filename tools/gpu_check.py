@@ -27,7 +27,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Sequence
 
-from tools._cli import run_cli
+from tools._cli import run_tool
 
 __all__ = ["main", "build_parser", "TestCounts", "StepResult", "parse_junit", "format_report"]
 
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the test folder to run with -m gpu (default: the checkout's tests/)")
     p.add_argument("--skip-tests", action="store_true", help="do not run pytest -m gpu")
     p.add_argument("--skip-bench", action="store_true", help="do not run the benchmark")
-    p.add_argument("--output", type=Path, default=None, metavar="PATH", help="also write the report to this file")
+    p.add_argument("-o", "--output", type=Path, default=None, metavar="PATH", help="also write the report to this file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr, only the report")
     return p
 
@@ -202,75 +202,74 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         Exit status: 0 when every step passed, 1 on a failed step or a user error (no GPU), 130 when interrupted.
     """
-    args = build_parser().parse_args(argv)
+    return run_tool(build_parser(), _run, argv)
 
-    def body() -> int:
-        from stylegan.errors import UserError
 
-        if not args.skip_tests and not args.tests.is_dir():
-            raise UserError(f"no test folder at {args.tests}: run from a source checkout or pass --tests DIR")
-        import torch
+def _run(args: argparse.Namespace) -> int:
+    from stylegan.errors import UserError
 
-        if not torch.cuda.is_available():
-            raise UserError("no CUDA GPU is visible (torch.cuda.is_available() is False); the GPU check needs one")
-        from tqdm import tqdm
+    if not args.skip_tests and not args.tests.is_dir():
+        raise UserError(f"no test folder at {args.tests}: run from a source checkout or pass --tests DIR")
+    import torch
 
-        from stylegan.benchmark import format_table, parse_variant, run_benchmark
+    if not torch.cuda.is_available():
+        raise UserError("no CUDA GPU is visible (torch.cuda.is_available() is False); the GPU check needs one")
+    from tqdm import tqdm
 
-        for v in args.variants:
-            parse_variant(v)  # a bad spec fails now, not after the build and the tests
-        start = time.monotonic()
-        deadline = start + args.time_limit
-        env = {**os.environ, **STRICT_ENV}
-        device = f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA {torch.version.cuda}"
-        steps: list[StepResult] = []
-        bench_table = None
-        stages = ["build"] + ([] if args.skip_tests else ["tests"]) + ([] if args.skip_bench else ["benchmark"])
-        bar = tqdm(stages, desc="gpu check", unit="step", disable=args.quiet, file=sys.stderr)
-        for stage in bar:
-            bar.set_postfix_str(stage)
-            if stage == "build":
-                steps.append(_build(deadline, env))
-                if not steps[-1].ok:
-                    break  # nothing else can run on the kernels
-            elif stage == "tests":
-                steps.append(_run_tests(args.tests, deadline, env))
-            elif time.monotonic() > deadline - 30:
-                steps.append(StepResult("benchmark", False, "no time left", 0.0))
+    from stylegan.benchmark import format_table, parse_variant, run_benchmark
+
+    for v in args.variants:
+        parse_variant(v)  # a bad spec fails now, not after the build and the tests
+    start = time.monotonic()
+    deadline = start + args.time_limit
+    env = {**os.environ, **STRICT_ENV}
+    device = f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA {torch.version.cuda}"
+    steps: list[StepResult] = []
+    bench_table = None
+    stages = ["build"] + ([] if args.skip_tests else ["tests"]) + ([] if args.skip_bench else ["benchmark"])
+    bar = tqdm(stages, desc="gpu check", unit="step", disable=args.quiet, file=sys.stderr)
+    for stage in bar:
+        bar.set_postfix_str(stage)
+        if stage == "build":
+            steps.append(_build(deadline, env))
+            if not steps[-1].ok:
+                break  # nothing else can run on the kernels
+        elif stage == "tests":
+            steps.append(_run_tests(args.tests, deadline, env))
+        elif time.monotonic() > deadline - 30:
+            steps.append(StepResult("benchmark", False, "no time left", 0.0))
+        else:
+            t0 = time.monotonic()
+            previous = os.environ.get("STYLEGAN_MORPH_CUDA_STRICT")
+            os.environ.update(STRICT_ENV)  # this process's own cuda variants must not fall back either
+            try:
+                results = run_benchmark(args.resolutions, args.variants, repeats=args.repeats, warmup=1,
+                                        device="cuda", progress=None if args.quiet else tqdm.write)
+            except RuntimeError as err:
+                steps.append(StepResult("benchmark", False, _last_line(str(err)), time.monotonic() - t0))
             else:
-                t0 = time.monotonic()
-                previous = os.environ.get("STYLEGAN_MORPH_CUDA_STRICT")
-                os.environ.update(STRICT_ENV)  # this process's own cuda variants must not fall back either
-                try:
-                    results = run_benchmark(args.resolutions, args.variants, repeats=args.repeats, warmup=1,
-                                            device="cuda", progress=None if args.quiet else tqdm.write)
-                except RuntimeError as err:
-                    steps.append(StepResult("benchmark", False, _last_line(str(err)), time.monotonic() - t0))
+                bench_table = format_table(results)
+                res = ", ".join(f"{r} px" for r in args.resolutions)
+                steps.append(StepResult("benchmark", True, f"{len(results)} runs at {res}",
+                                        time.monotonic() - t0))
+            finally:
+                if previous is None:
+                    os.environ.pop("STYLEGAN_MORPH_CUDA_STRICT", None)
                 else:
-                    bench_table = format_table(results)
-                    res = ", ".join(f"{r} px" for r in args.resolutions)
-                    steps.append(StepResult("benchmark", True, f"{len(results)} runs at {res}",
-                                            time.monotonic() - t0))
-                finally:
-                    if previous is None:
-                        os.environ.pop("STYLEGAN_MORPH_CUDA_STRICT", None)
-                    else:
-                        os.environ["STYLEGAN_MORPH_CUDA_STRICT"] = previous
-        bar.close()
-        total = time.monotonic() - start
-        if total > args.time_limit:
-            steps.append(StepResult("time limit", False, f"took longer than {args.time_limit:.0f} s", 0.0))
-        report = format_report(device, steps, bench_table, total)
-        print(report)
-        if args.output:
-            from stylegan.fileio import atomic_output
+                    os.environ["STYLEGAN_MORPH_CUDA_STRICT"] = previous
+    bar.close()
+    total = time.monotonic() - start
+    if total > args.time_limit:
+        steps.append(StepResult("time limit", False, f"took longer than {args.time_limit:.0f} s", 0.0))
+    report = format_report(device, steps, bench_table, total)
+    print(report)
+    if args.output:
+        from stylegan.fileio import atomic_output
 
-            args.output.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_output(args.output) as tmp:
-                tmp.write_text(report + "\n")
-        return 0 if all(s.ok for s in steps) else 1
-
-    return run_cli(body)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(args.output) as tmp:
+            tmp.write_text(report + "\n")
+    return 0 if all(s.ok for s in steps) else 1
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import sys
 
 from tools._cli import (add_batch_size_option, add_compute_options, add_model_options, add_noise_option,
                         add_path_options, add_refine_option, add_size_option, add_video_options, add_yes_option,
-                        apply_threads, path_spec, render_spec, run_cli, stderr_logger)
+                        apply_threads, path_spec, render_spec, run_tool, stderr_logger)
 
 EPILOG = """\
 examples:
@@ -62,31 +62,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the tool; returns the exit code (0 ok, 1 user error, 130 interrupted)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    return run_tool(build_parser(), _run, argv)
+
+
+def _run(args: argparse.Namespace) -> None:
+    import torch
+
+    from encoders.morph import default_output_name, morph
 
     log = stderr_logger(args.quiet)
-
-    def body() -> None:
-        import torch
-
-        from encoders.morph import default_output_name, morph
-
-        torch.manual_seed(args.seed)
-        apply_threads(args.threads)
-        result = morph(
-            args.inputs, args.output or default_output_name(args.inputs), path=path_spec(args),
-            render=render_spec(args), weights=args.weights or args.model, side_by_side=args.side_by_side,
-            save_latents=args.save_latents, face_index=args.face_index, device=args.device, refine=args.refine,
-            refine_budget=args.refine_budget, progress=not args.quiet, log=log, yes=args.yes,
-        )
-        if not args.quiet:
-            w, h = result.size
-            print(f"wrote {result.output} ({result.frames} frames, {w}x{h}, {args.fps:g} fps, {result.seconds:.1f} s)")
-            for path in result.latents:
-                print(f"wrote {path}")
-
-    return run_cli(body, flags=parser)
+    torch.manual_seed(args.seed)
+    apply_threads(args.threads)
+    result = morph(
+        args.inputs, args.output or default_output_name(args.inputs), path=path_spec(args),
+        render=render_spec(args), weights=args.weights or args.model, side_by_side=args.side_by_side,
+        save_latents=args.save_latents, face_index=args.face_index, device=args.device, refine=args.refine,
+        refine_budget=args.refine_budget, progress=not args.quiet, log=log, yes=args.yes,
+    )
+    if not args.quiet:
+        w, h = result.size
+        print(f"wrote {result.output} ({result.frames} frames, {w}x{h}, {args.fps:g} fps, {result.seconds:.1f} s)")
+        for path in result.latents:
+            print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import (stderr_logger, NOISE_MODE_CHOICES,
-                        add_device_option,
-                        add_model_options, add_precision_option, add_refine_option, add_threads_option, apply_threads,
-                        run_cli)
+from tools._cli import (add_compute_options, add_model_options, add_noise_option, add_refine_option, apply_threads,
+                        report_folder, run_tool, stderr_logger)
 
 EPILOG = """\
 examples:
@@ -38,53 +36,44 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--face-index", type=int, default=None, metavar="N",
                         help="which face in each photo, 0 = largest (default: 0); "
                              "for one photo only, write photo.jpg:N")
-    parser.add_argument("--noise-mode", choices=NOISE_MODE_CHOICES, default="const",
-                        help="noise for the reconstruction (default: const)")
+    add_noise_option(parser)
     add_refine_option(parser)
-    add_precision_option(parser)
-    add_threads_option(parser)
-    add_device_option(parser)
-    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    add_compute_options(parser, quiet="print nothing on success")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the tool; returns the exit code (0 ok, 1 user error, 130 interrupted)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    return run_tool(build_parser(), _run, argv)
+
+
+def _run(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from encoders.morph import invert
 
     log = stderr_logger(args.quiet)
+    apply_threads(args.threads)
+    if any(Path(p).is_dir() for p in args.photos):
+        return _run_folder(args, log)
+    results = invert(args.photos, args.output, weights=args.weights or args.model, face_index=args.face_index,
+                     device=args.device, noise_mode=args.noise_mode, refine=args.refine, log=log,
+                     refine_budget=args.refine_budget, precision=args.precision)
+    if not args.quiet:
+        for r in results:
+            print(f"wrote {r.aligned}, {r.reconstruction}, {r.latent}")
 
-    def body() -> None:
-        from pathlib import Path
 
-        from encoders.morph import invert
+def _run_folder(args: argparse.Namespace, log) -> None:
+    from encoders.batch_invert import invert_folder
+    from stylegan.errors import UserError
 
-        apply_threads(args.threads)
-        if any(Path(p).is_dir() for p in args.photos):
-            return folder_body()
-        results = invert(args.photos, args.output, weights=args.weights or args.model, face_index=args.face_index,
-                         device=args.device, noise_mode=args.noise_mode, refine=args.refine, log=log,
-                         refine_budget=args.refine_budget, precision=args.precision)
-        if not args.quiet:
-            for r in results:
-                print(f"wrote {r.aligned}, {r.reconstruction}, {r.latent}")
-
-    def folder_body() -> None:
-        from encoders.batch_invert import invert_folder
-        from stylegan.errors import UserError
-
-        if len(args.photos) > 1:
-            raise UserError("give one folder, or photos; not both or several folders")
-        result = invert_folder(args.photos[0], args.output, weights=args.weights or args.model,
-                               face_index=args.face_index, device=args.device, noise_mode=args.noise_mode,
-                               refine=args.refine, progress=not args.quiet, log=log)
-        for photo, reason in result.failed:
-            log(f"skipped {photo}: {reason}")
-        if not args.quiet:
-            print(result.summary())
-
-    return run_cli(body, flags=parser)
+    if len(args.photos) > 1:
+        raise UserError("give one folder, or photos; not both or several folders")
+    result = invert_folder(args.photos[0], args.output, weights=args.weights or args.model,
+                           face_index=args.face_index, device=args.device, noise_mode=args.noise_mode,
+                           refine=args.refine, progress=not args.quiet, log=log)
+    report_folder(result, log, args.quiet)
 
 
 if __name__ == "__main__":

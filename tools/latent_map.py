@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools._cli import (stderr_logger, add_batch_size_option, add_device_option, add_model_options, add_refine_option,
-                        add_threads_option, apply_threads, run_cli)
+from tools._cli import (add_batch_size_option, add_compute_options, add_model_options, add_refine_option, apply_threads,
+                        report_folder, run_tool, stderr_logger)
 
 EPILOG = """\
 examples:
@@ -49,54 +49,46 @@ def build_parser() -> argparse.ArgumentParser:
                         help="at most N thumbnails, the other faces are dots (default: 400)")
     parser.add_argument("--seed", type=int, default=0, help="random state of t-SNE/UMAP (default: 0)")
     add_batch_size_option(parser, 8, "codes rendered together")
-    add_device_option(parser)
-    add_threads_option(parser)
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages")
+    add_compute_options(parser, quiet="no progress bars or messages", precision=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the tool; returns the exit code (0 ok, 1 user error, 130 interrupted)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    return run_tool(build_parser(), _run, argv)  # the library's parameter names are shown as flags
+
+
+def _run(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.errors import UserError
 
     log = stderr_logger(args.quiet)
+    apply_threads(args.threads)
+    if args.no_cache and args.cache_dir:
+        raise UserError("--no-cache and --cache-dir contradict each other")
+    if (args.labels is None) != (args.label_column is None):
+        raise UserError("--labels and --label-column go together")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.max_thumbnails < 0:
+        raise UserError(f"--max-thumbnails must be 0 or more, got {args.max_thumbnails}")
+    if not 8 <= args.thumb_size <= 256:
+        raise UserError(f"--thumb-size must be 8 to 256 pixels, got {args.thumb_size}")
+    methods = [m.strip().lower().replace("-", "") for m in args.methods.split(",") if m.strip()]
+    from encoders.latent_map import METHODS, latent_map
 
-    def body() -> None:
-        apply_threads(args.threads)
-        from pathlib import Path
-
-        from stylegan.errors import UserError
-
-        if args.no_cache and args.cache_dir:
-            raise UserError("--no-cache and --cache-dir contradict each other")
-        if (args.labels is None) != (args.label_column is None):
-            raise UserError("--labels and --label-column go together")
-        if args.batch_size < 1:
-            raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
-        if args.max_thumbnails < 0:
-            raise UserError(f"--max-thumbnails must be 0 or more, got {args.max_thumbnails}")
-        if not 8 <= args.thumb_size <= 256:
-            raise UserError(f"--thumb-size must be 8 to 256 pixels, got {args.thumb_size}")
-        methods = [m.strip().lower().replace("-", "") for m in args.methods.split(",") if m.strip()]
-        from encoders.latent_map import METHODS, latent_map
-
-        bad = [m for m in methods if m not in METHODS]
-        if not methods or bad:
-            raise UserError(f"--methods: unknown {bad[0] if bad else 'empty list'!r}; choose from {', '.join(METHODS)}")
-        output = args.output or f"{Path(args.folder.rstrip('/')).name or 'faces'}_map.png"
-        cache = False if args.no_cache else (args.cache_dir or True)
-        result = latent_map(args.folder, output, csv_path=args.csv, methods=methods, labels_csv=args.labels,
-                            label_column=args.label_column, weights=args.weights or args.model, cache=cache,
-                            refine=args.refine, face_index=args.face_index, thumb_size=args.thumb_size,
-                            max_thumbnails=args.max_thumbnails, batch_size=args.batch_size, seed=args.seed,
-                            device=args.device, progress=not args.quiet, log=log)
-        for photo, reason in result.failed:
-            log(f"left out {photo}: {reason}")
-        if not args.quiet:
-            print(result.summary())
-
-    return run_cli(body, flags=parser)  # the library's parameter names are shown as flags
+    bad = [m for m in methods if m not in METHODS]
+    if not methods or bad:
+        raise UserError(f"--methods: unknown {bad[0] if bad else 'empty list'!r}; choose from {', '.join(METHODS)}")
+    output = args.output or f"{Path(args.folder.rstrip('/')).name or 'faces'}_map.png"
+    cache = False if args.no_cache else (args.cache_dir or True)
+    result = latent_map(args.folder, output, csv_path=args.csv, methods=methods, labels_csv=args.labels,
+                        label_column=args.label_column, weights=args.weights or args.model, cache=cache,
+                        refine=args.refine, face_index=args.face_index, thumb_size=args.thumb_size,
+                        max_thumbnails=args.max_thumbnails, batch_size=args.batch_size, seed=args.seed,
+                        device=args.device, progress=not args.quiet, log=log)
+    report_folder(result, log, args.quiet, left_out="left out")
 
 
 if __name__ == "__main__":

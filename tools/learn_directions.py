@@ -7,8 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from tools._cli import (add_batch_size_option, add_device_option, add_model_options, add_threads_option,
-                        apply_threads, run_cli)
+from tools._cli import add_batch_size_option, add_compute_options, add_model_options, apply_threads, run_tool
 
 EPILOG = """\
 examples:
@@ -70,10 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "network was never trained)")
     p.add_argument("--align", action="store_true", help="FFHQ-align each photo first (slow; for raw photos)")
     add_model_options(p)
-    add_device_option(p)
-    add_threads_option(p)
     add_batch_size_option(p, 64, "photos encoded together", old_batch=True)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_compute_options(p, quiet="no progress bar", precision=False)
     return p
 
 
@@ -241,8 +238,7 @@ def _fit_sampler(files: list[Path], G, E, args: argparse.Namespace, weights, arg
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_cli(lambda: _run(args, argv if argv is not None else sys.argv[1:]))
+    return run_tool(build_parser(), lambda args: _run(args, argv if argv is not None else sys.argv[1:]), argv)
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:

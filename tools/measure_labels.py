@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from tools._cli import add_threads_option, apply_threads, run_cli
+from tools._cli import add_compute_options, apply_threads, run_tool
 from tools.class_interp import DEMO_MODEL, add_conditional_model_options
 
 CLASSIFIER_FORMAT = "stylegan-morph/label-classifier/v1"
@@ -56,17 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-count", type=int, default=512, help="at most this many held-out images (default: 512)")
     p.add_argument("--cache", metavar="DIR", help="folder for decoded images (e.g. the training run's cache)")
     p.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
-    add_threads_option(p)
     p.add_argument("--seed", type=int, default=0, help="(default: 0)")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
+    add_compute_options(p, quiet="print only the summary", device=False, precision=False)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the tool; returns the exit code (0 ok, 1 user error, 130 interrupted)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    return run_cli(lambda: _run(args), flags=parser)
+    return run_tool(build_parser(), _run, argv)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -10,7 +10,8 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from tools._cli import add_batch_size_option, add_precision_option, add_threads_option, apply_threads, run_cli
+from tools._cli import (TRAINING_INTERRUPTED, add_batch_size_option, add_precision_option, add_threads_option,
+                        apply_threads, run_tool)
 
 EPILOG = """examples:
   # a joint autoencoder like the embedded default model (128 px; README: The default model):
@@ -68,8 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_cli(lambda: _run(args), interrupted="interrupted; the last checkpoint in the run directory is intact")
+    return run_tool(build_parser(), _run, argv, interrupted=TRAINING_INTERRUPTED)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -17,7 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from tools._cli import add_batch_size_option, add_precision_option, add_threads_option, apply_threads, run_cli
+from tools._cli import (TRAINING_INTERRUPTED, add_batch_size_option, add_precision_option, add_threads_option,
+                        apply_threads, run_tool)
 
 EPILOG = """examples:
   python tools/train_stylegan.py --data faces/ --resolution 64 --minutes 120 --run runs/gan64
@@ -60,11 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if (args.labels is None) != (args.label_column is None):
-        parser.error("--labels and --label-column go together")
-    return run_cli(lambda: _run(args), interrupted="interrupted; the last checkpoint in the run directory is intact")
+    return run_tool(build_parser(), _run, argv, interrupted=TRAINING_INTERRUPTED)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -76,6 +73,8 @@ def _run(args: argparse.Namespace) -> int:
     from stylegan.training.discriminator import Discriminator
     from stylegan.training.gan import GanTrainConfig, train_gan
 
+    if (args.labels is None) != (args.label_column is None):
+        raise UserError("--labels and --label-column go together")
     apply_threads(args.threads)
     from stylegan.precision import resolve_precision
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tools._cli import DEVICE_CHOICES, add_batch_size_option, add_device_option
+from tools._cli import (DEVICE_CHOICES, add_batch_size_option, add_compute_options, add_device_option, path_spec,
+                        render_spec)
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools"
 
@@ -59,3 +60,60 @@ def test_no_tool_types_out_library_choices():
     for path in TOOLS.glob("*.py"):
         if path.name != "_cli.py":
             assert not literal.search(path.read_text()), path.name
+
+
+# ----------------------------------------------------------------------------- issue 8 items 3-4
+
+
+def _tool_sources() -> list[Path]:
+    return sorted(p for p in TOOLS.glob("*.py") if not p.name.startswith("_"))
+
+
+def test_every_tool_main_goes_through_run_tool():
+    """One runner: every tool parses and runs through tools._cli.run_tool (flags named in messages)."""
+    import ast
+
+    for path in _tool_sources():
+        tree = ast.parse(path.read_text())
+        main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
+        calls = {n.func.id for n in ast.walk(main) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        assert "run_tool" in calls, f"{path.name}: main() does not call run_tool"
+
+
+def test_an_output_option_is_always_dash_o():
+    import importlib
+
+    for path in _tool_sources():
+        module = importlib.import_module(f"tools.{path.stem}")
+        for action in module.build_parser()._actions:
+            if "--output" in action.option_strings:
+                assert "-o" in action.option_strings, path.name
+
+
+def test_compute_options_end_every_computing_tool_the_same_way():
+    parser = argparse.ArgumentParser()
+    add_compute_options(parser, quiet="say nothing", device=False)
+    args = parser.parse_args(["--precision", "bf16", "--threads", "2", "-q"])
+    assert (args.precision, args.threads, args.quiet) == ("bf16", 2, True) and not hasattr(args, "device")
+    assert "say nothing" in parser.format_help()
+
+
+def test_specs_are_built_from_the_shared_flags():
+    from stylegan.specs import PathSpec, RenderSpec
+    from tools.interpolate import build_parser
+
+    args = build_parser().parse_args(["a.jpg", "b.jpg", "--steps", "9", "--hold", "2", "--easing", "cosine",
+                                      "--schedule", "coarse-to-fine", "--loop", "--fps", "12", "--crf", "20",
+                                      "--size", "128", "--batch-size", "3", "--noise-mode", "none",
+                                      "--precision", "fp32"])
+    assert path_spec(args) == PathSpec(steps=9, hold=2, easing="cosine", schedule="coarse-to-fine", loop=True)
+    assert render_spec(args) == RenderSpec(fps=12, crf=20, size=128, batch_size=3, noise_mode="none",
+                                           precision="fp32")
+    assert path_spec(args, kind="slerp").kind == "slerp"  # a tool may fix a field it does not offer
+
+
+def test_a_library_message_from_a_spec_names_the_flag(capsys):
+    from tools.generate import main
+
+    assert main(["--interp", "--seeds", "0,1", "--hold", "-1", "-q"]) == 1
+    assert capsys.readouterr().err.strip() == "error: --hold must be 0 or more frames and at most 1,000,000, got -1"

@@ -55,9 +55,11 @@ def test_train_stylegan_with_labels(labelled, tmp_path, capsys):
     assert train_stylegan.main(args[:4] + ["--label-column", "nope"] + args[6:]) == 1  # unknown column: one line
 
 
-def test_labels_and_column_go_together(labelled, tmp_path):
-    with pytest.raises(SystemExit):
-        train_stylegan.main(["--data", str(labelled[0]), "--labels", str(labelled[1]), "--run", str(tmp_path)])
+def test_labels_and_column_go_together(labelled, tmp_path, capsys):
+    assert train_stylegan.main(["--data", str(labelled[0]), "--labels", str(labelled[1]), "--run",
+                                str(tmp_path / "run")]) == 1
+    assert capsys.readouterr().err == "error: --labels and --label-column go together\n"
+    assert not (tmp_path / "run").exists()  # refused before the run folder is made
 
 
 def test_class_interp_grid_and_video(cond_weights, tmp_path):
