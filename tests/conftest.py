@@ -14,10 +14,13 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import pytest
 import torch
+
+if TYPE_CHECKING:
+    from stylegan.training.dataset import ImageSet
 
 HAS_CUDA = torch.cuda.is_available()
 
@@ -143,3 +146,20 @@ def offline(tmp_path, monkeypatch) -> None:
     ``pytestmark = pytest.mark.usefixtures("offline")``."""
     monkeypatch.setenv("STYLEGAN_MORPH_OFFLINE", "1")
     monkeypatch.setenv("STYLEGAN_MORPH_CACHE", str(tmp_path / "cache"))
+
+
+# ----------------------------------------------------------------------------- tiny training data
+
+
+@pytest.fixture
+def blob_images() -> Callable[..., ImageSet]:
+    """``f(n, res, seed) -> ImageSet``: smooth random colour images (4x4 noise upsampled),
+    real structure that a tiny trainer can learn, cheap to make. Shared by the trainers' tests."""
+    from stylegan.training.dataset import ImageSet
+
+    def make(n: int, res: int, seed: int) -> ImageSet:
+        g = torch.Generator().manual_seed(seed)
+        x = torch.nn.functional.interpolate(torch.rand(n, 3, 4, 4, generator=g), size=(res, res), mode="bilinear")
+        return ImageSet((x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+
+    return make

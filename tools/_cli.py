@@ -186,11 +186,21 @@ def add_refine_option(parser: argparse.ArgumentParser, budget: bool = True) -> N
                             help="seconds of refinement per photo for --refine auto (default: 20)")
 
 
-def add_precision_option(parser: argparse.ArgumentParser) -> None:
-    """``--precision auto|fp32|bf16|fp16`` (see :mod:`stylegan.precision`)."""
-    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
-                        help="arithmetic: auto = bf16 on a CPU with native bf16 (AMX or AVX512-BF16; >= 40 dB "
-                             "against fp32), else fp32; fp16 needs CUDA (default: auto)")
+def add_precision_option(parser: argparse.ArgumentParser, training: bool = False) -> None:
+    """``--precision auto|fp32|bf16|fp16`` (see :mod:`stylegan.precision`).
+
+    Args:
+        training: say what the trainers do instead (:func:`stylegan.training.loop.choose_autocast`):
+            their ``auto`` is bf16 on a GPU with bf16 too, and they refuse fp16.
+    """
+    if training:
+        text = ("autocast while training: auto = bf16 where the device has it natively (a CUDA GPU since Ampere, "
+                "a CPU with AMX or AVX512-BF16), else fp32; weights stay fp32; fp16 is refused (it would need "
+                "loss scaling) (default: auto)")
+    else:
+        text = ("arithmetic: auto = bf16 on a CPU with native bf16 (AMX or AVX512-BF16; >= 40 dB against fp32), "
+                "else fp32; fp16 needs CUDA (default: auto)")
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help=text)
 
 
 def threads_value(text: str) -> int | str:

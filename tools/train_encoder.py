@@ -10,8 +10,8 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from tools._cli import (TRAINING_INTERRUPTED, add_batch_size_option, add_precision_option, add_threads_option,
-                        apply_threads, run_tool)
+from tools._cli import (TRAINING_INTERRUPTED, add_batch_size_option, add_device_option, add_precision_option,
+                        add_threads_option, apply_threads, run_tool)
 
 EPILOG = """examples:
   # a joint autoencoder like the embedded default model (128 px; README: The default model):
@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-count", type=int, default=256, help="validation images (held-out identities)")
     p.add_argument("--val-fraction", type=float, default=0.05, help="share of identities held out (default 0.05)")
     p.add_argument("--val-every", type=int, default=200)
-    add_precision_option(p)
+    add_device_option(p)
+    add_precision_option(p, training=True)
     p.add_argument("--no-bf16", action="store_true", help="train in fp32 (the same as --precision fp32)")
     add_threads_option(p)
     p.add_argument("--seed", type=int, default=0)
@@ -80,6 +81,7 @@ def _run(args: argparse.Namespace) -> int:
     from stylegan import Generator, GeneratorConfig, load_generator
     from stylegan.errors import UserError
     from stylegan.training.dataset import load_split
+    from stylegan.training.loop import training_device_and_autocast
 
     apply_threads(args.threads)
     if args.export:
@@ -109,11 +111,8 @@ def _run(args: argparse.Namespace) -> int:
                          stage_widths=args.enc_widths, stage_units=args.enc_units,
                          se_reduction=min(16, min(args.enc_widths)))
     E = Encoder4Editing(ecfg)
-
-    from stylegan.precision import resolve_precision
-
-    # bf16 autocast only where the CPU has it natively: emulated bf16 trains many times slower than fp32.
-    bf16 = not args.no_bf16 and resolve_precision(args.precision, "cpu") == torch.bfloat16
+    device, amp = training_device_and_autocast(args.device, "fp32" if args.no_bf16 else args.precision)
+    bf16 = amp.enabled
     train, val, n_train, n_val = load_split(args.data, res, args.val_fraction, args.val_count, Path(args.run) / "cache")
     print(f"{n_train} training and {n_val} validation images (split by identity); "
           f"generator {res}px, {G.num_ws} ws of {G.w_dim}")
@@ -125,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
         sample_every=args.val_every, ckpt_every=args.val_every, seed=args.seed).items() if k in known})
     meta = {"command": "python tools/train_encoder.py " + " ".join(sys.argv[1:]),
             "data": [str(d) for d in args.data], "num_train": n_train, "num_val": n_val}
-    best = train_encoder(G, E, train, val, args.run, cfg, meta=meta)
+    best = train_encoder(G, E, train, val, args.run, cfg, meta=meta, device=device)
     print(f"best model: {best}")
     return 0
 

@@ -17,8 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from tools._cli import (TRAINING_INTERRUPTED, add_batch_size_option, add_precision_option, add_threads_option,
-                        apply_threads, run_tool)
+from tools._cli import (TRAINING_INTERRUPTED, add_batch_size_option, add_device_option, add_precision_option,
+                        add_threads_option, apply_threads, run_tool)
 
 EPILOG = """examples:
   python tools/train_stylegan.py --data faces/ --resolution 64 --minutes 120 --run runs/gan64
@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-samples", type=int, default=512)
     p.add_argument("--val-fraction", type=float, default=0.05)
     p.add_argument("--val-count", type=int, default=512)
-    add_precision_option(p)
+    add_device_option(p)
+    add_precision_option(p, training=True)
     p.add_argument("--no-bf16", action="store_true", help="train in fp32 (the same as --precision fp32)")
     p.add_argument("--labels", help="CSV with a 'file' column and a class column: train a conditional generator")
     p.add_argument("--label-column", help="the CSV column holding the class (needed with --labels)")
@@ -72,14 +73,13 @@ def _run(args: argparse.Namespace) -> int:
     from stylegan.training.dataset import load_split, read_class_labels
     from stylegan.training.discriminator import Discriminator
     from stylegan.training.gan import GanTrainConfig, train_gan
+    from stylegan.training.loop import training_device_and_autocast
 
     if (args.labels is None) != (args.label_column is None):
         raise UserError("--labels and --label-column go together")
     apply_threads(args.threads)
-    from stylegan.precision import resolve_precision
-
-    # bf16 autocast only where the CPU has it natively: emulated bf16 trains many times slower than fp32.
-    bf16 = not args.no_bf16 and resolve_precision(args.precision, "cpu") == torch.bfloat16
+    device, amp = training_device_and_autocast(args.device, "fp32" if args.no_bf16 else args.precision)
+    bf16 = amp.enabled
     labels, class_names = (None, [])
     if args.labels:
         labels, class_names = read_class_labels(args.labels, args.label_column)
@@ -107,7 +107,7 @@ def _run(args: argparse.Namespace) -> int:
                          eval_samples=args.eval_samples, seed=args.seed)
     meta = {"command": "python tools/train_stylegan.py " + " ".join(sys.argv[1:] if argv_is_cli() else []),
             "num_train": n_train, "num_val": n_val}
-    best = train_gan(G, D, train, val, args.run, cfg, meta=meta)
+    best = train_gan(G, D, train, val, args.run, cfg, meta=meta, device=device)
     print(f"best generator: {best}")
     return 0
 

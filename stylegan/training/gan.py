@@ -23,23 +23,23 @@ from __future__ import annotations
 import copy
 import json
 import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import atomic_torch_save, read_checkpoint, save_generator
+from ..checkpoint import save_generator
 from ..errors import UserError
 from ..networks import Generator
 from .dataset import ImageSet
 from .discriminator import Discriminator
-from .logging import CsvLog, plot_losses, save_grid
-from .report import write_report
+from .logging import save_grid
+from .loop import Autocast, Schedule, TrainTask, run_training, training_device_and_autocast
 from .metrics import pixel_frechet_distance
+from .report import write_report
 
 __all__ = ["GanTrainConfig", "train_gan"]
 
@@ -54,7 +54,7 @@ class GanTrainConfig:
     r1_gamma: float = 1.0
     r1_interval: int = 16
     ema_kimg: float = 2.5
-    bf16: bool = True
+    bf16: bool = True            # bf16 autocast on the training device (see stylegan.training.loop); fp32 weights
     mirror: bool = True
     total_steps: int = 100000
     max_minutes: float | None = None
@@ -65,9 +65,9 @@ class GanTrainConfig:
     truncation_psi: float = 1.0
     seed: int = 0
 
-
-def _autocast(enabled: bool):
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
+    def schedule(self) -> Schedule:
+        return Schedule(self.total_steps, self.max_minutes, self.eval_every, self.sample_every, self.ckpt_every,
+                        self.seed)
 
 
 @torch.no_grad()
@@ -83,18 +83,7 @@ def _one_hot(labels: torch.Tensor | np.ndarray, num_classes: int) -> torch.Tenso
     return F.one_hot(torch.as_tensor(labels, dtype=torch.int64), num_classes).float()
 
 
-def train_gan(G: Generator, D: Discriminator, train: ImageSet, val: ImageSet, run_dir: str | os.PathLike,
-              cfg: GanTrainConfig, resume: bool = True, meta: dict[str, Any] | None = None,
-              log: Callable[[str], None] = print) -> Path:
-    """Train ``G`` against ``D``; returns the path of the best generator file (our format).
-
-    Files in ``run_dir``: ``log.csv``, ``losses.png``, ``samples/step_XXXXXX.png``
-    (fixed latents; one row per class when conditional), ``state.pt`` (resumable),
-    ``best.pt`` and ``last.pt`` (G_ema in our generator format), ``best.json`` (why
-    the best was kept) and ``report.html`` (:func:`stylegan.training.report.write_report`).
-    """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+def _check_pair(G: Generator, D: Discriminator, train: ImageSet, val: ImageSet) -> None:
     if D.img_resolution != G.img_resolution:
         raise UserError(f"discriminator is {D.img_resolution}px but the generator is {G.img_resolution}px")
     num_classes = G.config.c_dim
@@ -102,155 +91,163 @@ def train_gan(G: Generator, D: Discriminator, train: ImageSet, val: ImageSet, ru
         raise UserError(f"discriminator has c_dim={D.c_dim} but the generator has c_dim={num_classes}")
     if num_classes and (train.labels is None or val.labels is None):
         raise UserError("a conditional generator needs labelled training and validation images")
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    G.train().requires_grad_(True)
-    D.train().requires_grad_(True)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    # Adam betas (0, 0.99) as in StyleGAN2; the lazy R1 step rescales D's lr/betas.
-    mb = cfg.r1_interval / (cfg.r1_interval + 1)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.g_lr, betas=(0.0, 0.99), eps=1e-8)
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.d_lr * mb, betas=(0.0, 0.99**mb), eps=1e-8)
 
-    step, best, elapsed_before = 0, float("inf"), 0.0
-    state_path = run_dir / "state.pt"
-    if resume and state_path.exists():
-        st = read_checkpoint(state_path)
-        if not isinstance(st, dict) or st.get("format") != STATE_FORMAT:
-            raise UserError(f"{state_path}: not a GAN training state")
-        for obj, key in ((G, "G"), (D, "D"), (G_ema, "G_ema"), (opt_g, "opt_g"), (opt_d, "opt_d")):
-            obj.load_state_dict(st[key])
-        step, best, elapsed_before = st["step"], st["best"], st["seconds"]
-        rng = np.random.default_rng(cfg.seed + step)
-        log(f"resumed from {state_path} at step {step}")
-    (run_dir / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+class _GanTask(TrainTask):
+    """StyleGAN2's G and D steps, lazy R1 and the G EMA, for :func:`stylegan.training.loop.run_training`."""
+
+    state_format = STATE_FORMAT
+    kind = "GAN"
+    metric = "pixel_fd16"
+    log_fields = ("loss_g", "loss_d", "r1", "d_real", "d_fake", "d_acc_real", "d_acc_fake", "pixel_fd16")
+    plot_keys = ("loss_g", "loss_d", "r1", "pixel_fd16")
+    show_keys = ("loss_g", "loss_d", "pixel_fd16")
+
+    def __init__(self, G: Generator, D: Discriminator, train: ImageSet, val: ImageSet, run_dir: Path,
+                 cfg: GanTrainConfig, device: torch.device, amp: Autocast, log: Callable[[str], None]) -> None:
+        self.G, self.D, self.train, self.cfg, self.device, self.amp = G, D, train, cfg, device, amp
+        self.run_dir, self.log = run_dir, log
+        self.num_classes = G.config.c_dim
+        G.to(device).train().requires_grad_(True)
+        D.to(device).train().requires_grad_(True)
+        self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+        # Adam betas (0, 0.99) as in StyleGAN2; the lazy R1 step rescales D's lr/betas.
+        mb = cfg.r1_interval / (cfg.r1_interval + 1)
+        self.opt_g = torch.optim.Adam(G.parameters(), lr=cfg.g_lr, betas=(0.0, 0.99), eps=1e-8)
+        self.opt_d = torch.optim.Adam(D.parameters(), lr=cfg.d_lr * mb, betas=(0.0, 0.99**mb), eps=1e-8)
+        self.ema_beta = 0.5 ** (cfg.batch_size / max(cfg.ema_kimg * 1000, 1e-8))
+        self.steps_done = 0  # R1 runs on steps 0, r1_interval, ... of the whole run (set on resume)
+        self._fixed_latents(val)
+
+    def _fixed_latents(self, val: ImageSet) -> None:
+        """Fixed noise for the sample grids and the evaluation, drawn on the CPU so every device shows the same.
+
+        Conditional grids reuse the same z in every class row, so rows differ only by
+        label and columns only by noise. Evaluation labels follow the validation set's
+        class frequencies, so the pixel FD compares like with like.
+        """
+        cfg, k, dev = self.cfg, self.num_classes, self.device
+        self.n_cols = 8 if k else 16
+        z = torch.randn(self.n_cols, self.G.z_dim, generator=torch.Generator().manual_seed(cfg.seed))
+        self.z_fixed, self.c_fixed = z.to(dev), None
+        if k:
+            self.z_fixed = z.repeat(k, 1).to(dev)
+            self.c_fixed = _one_hot(torch.arange(k).repeat_interleave(self.n_cols), k).to(dev)
+        self.z_eval = torch.randn(cfg.eval_samples, self.G.z_dim,
+                                  generator=torch.Generator().manual_seed(cfg.seed + 1)).to(dev)
+        self.c_eval = None if not k else _one_hot(val.labels[np.arange(cfg.eval_samples) % len(val)], k).to(dev)
+        self.val_images = val.batch(np.arange(len(val))).to(dev)
+        self.eval_key = val.fingerprint()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for obj, key in ((self.G, "G"), (self.D, "D"), (self.G_ema, "G_ema"), (self.opt_g, "opt_g"),
+                         (self.opt_d, "opt_d")):
+            obj.load_state_dict(state[key])
+        self.steps_done = state["step"]
+
+    def _batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Real images and, when conditional, class-balanced one-hot labels (the fakes use the same)."""
+        cfg, dev = self.cfg, self.device
+        if not self.num_classes:
+            return self.train.sample(cfg.batch_size, rng, mirror=cfg.mirror).to(dev), None
+        real, labels = self.train.sample_balanced(cfg.batch_size, self.num_classes, rng, mirror=cfg.mirror)
+        return real.to(dev), _one_hot(labels, self.num_classes).to(dev)
+
+    def _g_step(self, c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Non-saturating loss softplus(-D(G(z))); returns (loss, the fakes for D's step)."""
+        z = torch.randn(self.cfg.batch_size, self.G.z_dim, device=self.device)
+        self.D.requires_grad_(False)
+        with self.amp():
+            fake = self.G.synthesis(self.G.mapping(z, c, update_w_avg_beta=0.995), noise_mode="random")
+            loss = F.softplus(-self.D(fake, c).float()).mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        self.D.requires_grad_(True)
+        return loss, fake.detach()
+
+    def _d_step(self, real: torch.Tensor, fake: torch.Tensor, c: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """softplus(D(fake)) + softplus(-D(real)); returns the loss and D's scores for the log."""
+        with self.amp():
+            d_fake = self.D(fake, c).float()
+            d_real = self.D(real, c).float()
+            loss = F.softplus(d_fake).mean() + F.softplus(-d_real).mean()
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        return {"loss_d": loss.detach(), "d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean(),
+                "d_acc_real": (d_real.detach() > 0).float().mean(), "d_acc_fake": (d_fake.detach() < 0).float().mean()}
+
+    def _r1_step(self, real: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        """Lazy R1 on reals, outside autocast: its double backward is sensitive to precision."""
+        real = real.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(self.D(real, c).sum(), real, create_graph=True)
+        r1 = grad.square().sum(dim=[1, 2, 3]).mean()
+        self.opt_d.zero_grad(set_to_none=True)
+        (r1 * (self.cfg.r1_gamma / 2) * self.cfg.r1_interval).backward()
+        self.opt_d.step()
+        return r1.detach()
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+            p_ema.lerp_(p.detach(), 1 - self.ema_beta)
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            b_ema.copy_(b)
+
+    def train_step(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        real, c = self._batch(rng)
+        loss_g, fake = self._g_step(c)
+        scalars = {"loss_g": loss_g.detach(), **self._d_step(real, fake, c)}
+        if self.steps_done % self.cfg.r1_interval == 0:
+            scalars["r1"] = self._r1_step(real, c)
+        self._update_ema()
+        self.steps_done += 1
+        return scalars
+
+    def evaluate(self) -> dict[str, float]:
+        fake = _sample(self.G_ema, self.z_eval, self.c_eval, self.cfg.truncation_psi)
+        return {"pixel_fd16": pixel_frechet_distance(self.val_images, fake)}
+
+    def save_sample(self, path: Path) -> None:
+        save_grid(_sample(self.G_ema, self.z_fixed, self.c_fixed, self.cfg.truncation_psi), path, cols=self.n_cols)
+
+    def save_model(self, path: Path, meta: dict[str, Any]) -> None:
+        save_generator(path, self.G_ema, meta)
+
+    def after_eval(self) -> None:
+        _report(self.run_dir, self.log)
+
+
+def train_gan(G: Generator, D: Discriminator, train: ImageSet, val: ImageSet, run_dir: str | os.PathLike,
+              cfg: GanTrainConfig, resume: bool = True, meta: dict[str, Any] | None = None,
+              log: Callable[[str], None] = print, device: str | torch.device | None = None) -> Path:
+    """Train ``G`` against ``D``; returns the path of the best generator file (our format).
+
+    Files in ``run_dir``: ``log.csv``, ``losses.png``, ``samples/step_XXXXXX.png``
+    (fixed latents; one row per class when conditional), ``state.pt`` (resumable),
+    ``best.pt`` and ``last.pt`` (G_ema in our generator format), ``best.json`` (why
+    the best was kept) and ``report.html`` (:func:`stylegan.training.report.write_report`).
+    The loop around the steps is :func:`stylegan.training.loop.run_training`.
+
+    Args:
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``; G and D move there. None: where G is.
+            ``cfg.bf16`` autocasts on that device (:func:`stylegan.training.loop.choose_autocast`).
+    """
+    _check_pair(G, D, train, val)
+    dev, amp = training_device_and_autocast(device, "bf16" if cfg.bf16 else "fp32", model=G, log=log)
+    torch.manual_seed(cfg.seed)
+    run_dir = Path(run_dir)
+    task = _GanTask(G, D, train, val, run_dir, cfg, dev, amp, log)
+    run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "run.json").write_text(json.dumps({"class_names": list(G.config.class_names),
                                                   "generator_config": G.config.to_dict(), "meta": meta or {}},
                                                  indent=1))
-
-    # Fixed noise for the sample grids; conditional grids reuse the same z in every
-    # class row, so rows differ only by label and columns only by noise.
-    n_cols = 8 if num_classes else 16
-    z_fixed = torch.randn(n_cols, G.z_dim, generator=torch.Generator().manual_seed(cfg.seed))
-    c_fixed = None
-    if num_classes:
-        z_fixed = z_fixed.repeat(num_classes, 1)
-        c_fixed = _one_hot(torch.arange(num_classes).repeat_interleave(n_cols), num_classes)
-    z_eval = torch.randn(cfg.eval_samples, G.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1))
-    # Evaluation labels follow the validation set's class frequencies, so the pixel FD
-    # compares like with like.
-    c_eval = None if not num_classes else _one_hot(val.labels[np.arange(cfg.eval_samples) % len(val)], num_classes)
-    val_images = val.batch(np.arange(len(val)))
-    ema_beta = 0.5 ** (cfg.batch_size / max(cfg.ema_kimg * 1000, 1e-8))
-    csv_log = CsvLog(run_dir / "log.csv", ["loss_g", "loss_d", "r1", "d_real", "d_fake", "d_acc_real",
-                                           "d_acc_fake", "pixel_fd16", "sec_per_step"])
-    t0 = t_last = time.time()
-    steps_since = 0
-    r1_val = 0.0
-    # Means over the steps since the last evaluation (one batch is too noisy to plot).
-    acc = dict.fromkeys(("loss_g", "loss_d", "d_real", "d_fake", "d_acc_real", "d_acc_fake"), 0.0)
-
-    def save_state() -> None:
-        atomic_torch_save({"format": STATE_FORMAT, "G": G.state_dict(), "D": D.state_dict(),
-                           "G_ema": G_ema.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                           "step": step, "best": best, "seconds": elapsed_before + time.time() - t0,
-                           "config": asdict(cfg)}, state_path)
-
-    def gen_meta() -> dict[str, Any]:
-        return {**(meta or {}), "step": step, "train_config": asdict(cfg),
-                "seconds": round(elapsed_before + time.time() - t0)}
-
-    try:
-        while step < cfg.total_steps:
-            if cfg.max_minutes is not None and (elapsed_before + time.time() - t0) / 60 >= cfg.max_minutes:
-                log(f"time budget of {cfg.max_minutes} min reached at step {step}")
-                break
-            c = None
-            if num_classes:
-                real, labels = train.sample_balanced(cfg.batch_size, num_classes, rng, mirror=cfg.mirror)
-                c = _one_hot(labels, num_classes)
-            else:
-                real = train.sample(cfg.batch_size, rng, mirror=cfg.mirror)
-            z = torch.randn(cfg.batch_size, G.z_dim)
-
-            # G step: non-saturating loss softplus(-D(G(z))).
-            D.requires_grad_(False)
-            with _autocast(cfg.bf16):
-                fake = G.synthesis(G.mapping(z, c, update_w_avg_beta=0.995), noise_mode="random")
-                loss_g = F.softplus(-D(fake, c).float()).mean()
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            D.requires_grad_(True)
-
-            # D step: softplus(D(fake)) + softplus(-D(real)).
-            with _autocast(cfg.bf16):
-                d_fake = D(fake.detach(), c).float()
-                d_real = D(real, c).float()
-                loss_d = F.softplus(d_fake).mean() + F.softplus(-d_real).mean()
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-
-            # Lazy R1 on reals, in fp32 (its double backward is sensitive to precision).
-            if step % cfg.r1_interval == 0:
-                real_r1 = real.detach().requires_grad_(True)
-                (grad,) = torch.autograd.grad(D(real_r1, c).sum(), real_r1, create_graph=True)
-                r1 = grad.square().sum(dim=[1, 2, 3]).mean()
-                opt_d.zero_grad(set_to_none=True)
-                (r1 * (cfg.r1_gamma / 2) * cfg.r1_interval).backward()
-                opt_d.step()
-                r1_val = r1.item()
-
-            with torch.no_grad():
-                for p_ema, p in zip(G_ema.parameters(), G.parameters()):
-                    p_ema.lerp_(p.detach(), 1 - ema_beta)
-                for b_ema, b in zip(G_ema.buffers(), G.buffers()):
-                    b_ema.copy_(b)
-            step += 1
-            steps_since += 1
-            for k, v in (("loss_g", loss_g.item()), ("loss_d", loss_d.item()), ("d_real", d_real.mean().item()),
-                         ("d_fake", d_fake.mean().item()), ("d_acc_real", (d_real > 0).float().mean().item()),
-                         ("d_acc_fake", (d_fake < 0).float().mean().item())):
-                acc[k] += v
-
-            if step % cfg.eval_every == 0 or step == cfg.total_steps:
-                now = time.time()
-                fd = pixel_frechet_distance(val_images, _sample(G_ema, z_eval, c_eval, cfg.truncation_psi))
-                row = {"step": step, "seconds": round(elapsed_before + now - t0, 1),
-                       **{k: v / max(steps_since, 1) for k, v in acc.items()}, "r1": r1_val, "pixel_fd16": fd,
-                       "sec_per_step": (now - t_last) / max(steps_since, 1)}
-                t_last, steps_since = now, 0
-                acc = dict.fromkeys(acc, 0.0)
-                csv_log.write(row)
-                plot_losses(run_dir / "log.csv", run_dir / "losses.png", ["loss_g", "loss_d", "r1", "pixel_fd16"])
-                improved = fd < best
-                if improved:
-                    prev, best = best, fd
-                    save_generator(run_dir / "best.pt", G_ema, gen_meta())
-                    why = (f"lowest pixel_fd16 so far ({fd:.3f}" +
-                           (f", previous best {prev:.3f})" if prev < float("inf") else ", first evaluation)"))
-                    (run_dir / ".best.json.tmp").write_text(json.dumps(
-                        {"step": step, "metric": "pixel_fd16", "value": fd, "file": "best.pt", "reason": why}))
-                    os.replace(run_dir / ".best.json.tmp", run_dir / "best.json")
-                log(f"step {step}: loss_g {row['loss_g']:.3f} loss_d {row['loss_d']:.3f} pixel_fd16 {fd:.2f} "
-                    f"{row['sec_per_step']:.2f} s/step{' *best*' if improved else ''}")
-            if step % cfg.sample_every == 0:
-                save_grid(_sample(G_ema, z_fixed, c_fixed, cfg.truncation_psi),
-                          run_dir / "samples" / f"step_{step:06d}.png", cols=n_cols)
-            if step % cfg.eval_every == 0:
-                _report(run_dir, log)
-            if step % cfg.ckpt_every == 0:
-                save_state()
-    finally:
-        csv_log.close()
-    save_state()
-    save_generator(run_dir / "last.pt", G_ema, gen_meta())
-    if not (run_dir / "best.pt").exists():
-        save_generator(run_dir / "best.pt", G_ema, gen_meta())
-    if step % cfg.eval_every:  # the last evaluation step already wrote it
-        _report(run_dir, log)
-    return run_dir / "best.pt"
+    return run_training(task, run_dir, cfg.schedule(), asdict(cfg), resume=resume, meta=meta, log=log)
 
 
 def _report(run_dir: Path, log: Callable[[str], None]) -> None:

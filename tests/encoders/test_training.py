@@ -11,13 +11,6 @@ import torch
 from encoders import Encoder4Editing, EncoderConfig, load_encoder
 from encoders.training import EncoderTrainConfig, delta_regularization, face_mask, laplacian_l1, train_encoder
 from stylegan import Generator, GeneratorConfig, load_generator
-from stylegan.training.dataset import ImageSet
-
-
-def _faces(n: int, seed: int) -> ImageSet:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.nn.functional.interpolate(torch.rand(n, 3, 4, 4, generator=g), size=(32, 32), mode="bilinear")
-    return ImageSet((x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
 
 
 def _tiny() -> tuple[Generator, Encoder4Editing]:
@@ -39,9 +32,9 @@ def test_losses_behave() -> None:
     assert delta_regularization(ws).item() == pytest.approx(8**0.5, rel=1e-5)
 
 
-def test_joint_training_lowers_validation_error_and_resumes(tmp_path: Path) -> None:
+def test_joint_training_lowers_validation_error_and_resumes(tmp_path: Path, blob_images) -> None:
     G, E = _tiny()
-    train, val = _faces(64, 0), _faces(8, 1)
+    train, val = blob_images(64, 32, 0), blob_images(8, 32, 1)
     cfg = EncoderTrainConfig(batch_size=8, lr=3e-3, joint=True, total_steps=30, val_every=10, sample_every=10,
                              ckpt_every=10, bf16=False)
     best = train_encoder(G, E, train, val, tmp_path, cfg, log=lambda s: None)
@@ -66,10 +59,10 @@ def test_joint_training_lowers_validation_error_and_resumes(tmp_path: Path) -> N
     assert int(list(csv.DictReader(open(tmp_path / "log.csv")))[-1]["step"]) == 40
 
 
-def test_encoder_only_training_keeps_generator_fixed(tmp_path: Path) -> None:
+def test_encoder_only_training_keeps_generator_fixed(tmp_path: Path, blob_images) -> None:
     G, E = _tiny()
     before = {k: v.clone() for k, v in G.state_dict().items()}
     cfg = EncoderTrainConfig(batch_size=4, total_steps=3, val_every=3, sample_every=3, ckpt_every=3, bf16=False,
                              synthetic_fraction=0.5)
-    train_encoder(G, E, _faces(16, 0), _faces(4, 1), tmp_path, cfg, log=lambda s: None)
+    train_encoder(G, E, blob_images(16, 32, 0), blob_images(4, 32, 1), tmp_path, cfg, log=lambda s: None)
     assert all(torch.equal(before[k], v) for k, v in G.state_dict().items())

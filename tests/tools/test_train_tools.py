@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from encoders import load_encoder
@@ -33,7 +34,7 @@ def test_train_encoder_joint_then_export(faces, tmp_path, capsys):
     args = ["--data", str(faces), "--new-generator", "32", "--g-channels", "32,32,16,16", "--w-dim", "16",
             "--mapping-layers", "2", "--enc-widths", "8,8,16,16", "--enc-units", "1,1,1,1", "--joint",
             "--batch", "4", "--steps", "4", "--val-every", "2", "--val-fraction", "0.3", "--no-bf16",
-            "--run", str(run)]
+            "--device", "cpu", "--run", str(run)]
     assert train_encoder.main(args) == 0
     assert [int(r["step"]) for r in csv.DictReader(open(run / "log.csv"))] == [2, 4]
     assert "validation images (split by identity)" in capsys.readouterr().out
@@ -48,7 +49,8 @@ def test_train_stylegan_a_few_steps(faces, tmp_path):
     run = tmp_path / "gan"
     args = ["--data", str(faces), "--resolution", "16", "--channel-base", "128", "--channel-max", "16",
             "--w-dim", "8", "--mapping-layers", "2", "--batch", "4", "--steps", "2", "--eval-every", "2",
-            "--eval-samples", "8", "--val-fraction", "0.3", "--no-bf16", "--run", str(run)]
+            "--eval-samples", "8", "--val-fraction", "0.3", "--device", "cpu", "--precision", "fp32",
+            "--run", str(run)]
     assert train_stylegan.main(args) == 0
     assert (run / "best.pt").exists() and (run / "samples" / "step_000002.png").exists()
     assert load_generator(run / "best.pt").img_resolution == 16
@@ -60,3 +62,27 @@ def test_bad_data_is_one_line(tmp_path, capsys):
     assert train_stylegan.main(["--data", str(tmp_path), "--run", str(tmp_path / "r2")]) == 1  # empty folder
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("error: ") for line in err)
+
+
+@pytest.mark.parametrize("tool", [train_encoder, train_stylegan])
+def test_device_and_training_precision_in_help(tool):
+    text = tool.build_parser().format_help()
+    assert "--device {auto,cpu,cuda}" in text and "fp16 is refused" in text
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message for a machine without a GPU")
+@pytest.mark.parametrize("tool", [train_encoder, train_stylegan])
+def test_cuda_without_a_gpu_is_one_line(tool, faces, tmp_path, capsys):
+    assert tool.main(["--data", str(faces), "--device", "cuda", "--run", str(tmp_path / "r")]
+                     + (["--new-generator", "32"] if tool is train_encoder else [])) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no CUDA GPU is visible" in err[0]
+    assert not (tmp_path / "r").exists()  # refused before any data was read
+
+
+@pytest.mark.parametrize("tool", [train_encoder, train_stylegan])
+def test_fp16_is_refused_in_one_line(tool, faces, tmp_path, capsys):
+    assert tool.main(["--data", str(faces), "--device", "cpu", "--precision", "fp16", "--run", str(tmp_path / "r")]
+                     + (["--new-generator", "32"] if tool is train_encoder else [])) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "loss scaling" in err[0]
