@@ -37,7 +37,7 @@ def temp_registration():
 
 
 def test_builtin_entries_match_the_recorded_facts() -> None:
-    # Sizes, ids and hashes from /work/shared/CHECKPOINTS.md section 4.
+    # Sizes, ids and hashes from the published checkpoint notes (CHECKPOINTS.md, section 4).
     e4e = get_spec("e4e-ffhq")
     assert (e4e.kind, e4e.filename, e4e.size) == ("e4e", "e4e_ffhq_encode.pt", 1_201_649_680)
     assert e4e.gdrive_id == "1cUv_reLE6k3604or78EranS7XzuVMWeO"
