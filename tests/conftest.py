@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
 import pytest
 import torch
 
@@ -143,3 +144,13 @@ def offline(tmp_path, monkeypatch) -> None:
     ``pytestmark = pytest.mark.usefixtures("offline")``."""
     monkeypatch.setenv("STYLEGAN_MORPH_OFFLINE", "1")
     monkeypatch.setenv("STYLEGAN_MORPH_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def rgb_image() -> np.ndarray:
+    """A small uint8 [H, W, 3] pattern without symmetry that holds all 256 levels (24 x 32 px).
+
+    Every level appears in each channel, so a conversion that is off by one anywhere shows.
+    """
+    levels = np.arange(24 * 32) % 256
+    return np.stack([levels, levels[::-1], (levels * 7) % 256], -1).reshape(24, 32, 3).astype(np.uint8)

@@ -14,17 +14,16 @@ import torch
 
 from stylegan import Generator
 from stylegan.errors import UserError
+from stylegan.imageio import to_uint8
 from stylegan.interpolation import interpolation_path
 from stylegan.render import (
     MappedPath,
-    image_grid,
     render_frames,
     render_images,
     render_video,
     resolve_device,
     seed_interpolation,
     seeds_to_z,
-    to_uint8,
 )
 from stylegan.video import write_video
 from tests.helpers import tiny_generator
@@ -185,15 +184,6 @@ def test_seed_interpolation_is_lazy_slerp_in_z_then_mapped(G):
     expected_first = G.mapping(seeds_to_z([3], G.z_dim), truncation_psi=0.7)[0]
     assert torch.allclose(ws[0], expected_first) and torch.allclose(ws[1], expected_first)
     assert not torch.is_inference_mode_enabled()  # a suspended generator must not leak the mode
-
-
-def test_image_grid_layout():
-    imgs = [np.full((2, 3, 3), i * 40, np.uint8) for i in range(5)]
-    grid = image_grid(imgs, cols=3, pad=1)
-    assert grid.shape == (2 * 2 + 1, 3 * 3 + 2, 3)
-    assert grid[0, 0, 0] == 0 and grid[0, 4, 0] == 40 and grid[3, 4, 0] == 160
-    assert grid[3, 8, 0] == 0  # the empty sixth cell stays black
-    assert image_grid(imgs).shape == (2 * 2, 3 * 3, 3)  # ceil(sqrt(5)) = 3 columns
 
 
 def test_render_images_matches_render_frames(G, keys):
