@@ -34,9 +34,11 @@ import torch.nn.functional as F
 
 from stylegan.checkpoint import atomic_torch_save, read_checkpoint
 from stylegan.errors import UserError
+from stylegan.fileio import atomic_write_text
+from stylegan.imageio import image_grid, save_image, to_uint8
 from stylegan.networks import Generator
 from stylegan.training.dataset import ImageSet
-from stylegan.training.logging import CsvLog, plot_losses, save_grid
+from stylegan.training.logging import CsvLog, plot_losses
 
 from .e4e import Encoder4Editing
 from .losses import delta_regularization, face_mask, laplacian_l1
@@ -124,7 +126,7 @@ def train_encoder(
     criterion) and ``last.pt``.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     res = G.img_resolution
@@ -162,7 +164,7 @@ def train_encoder(
             best = float("inf")  # scores on another validation set are not comparable
         rng = np.random.default_rng(cfg.seed + step)
         log(f"resumed from {state_path} at step {step} (best val_mse_face {best:.5f})")
-    (run_dir / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    atomic_write_text(run_dir / "train_config.json", json.dumps(asdict(cfg), indent=2))
 
     mask = face_mask(res, cfg.mask_floor)
     val_images = val.batch(np.arange(len(val)))
@@ -242,8 +244,8 @@ def train_encoder(
                     E.eval()
                     G.eval()
                     rec = G.synthesis(E.encode(_resize(fixed, E.config.input_size)), noise_mode="const").float()
-                save_grid(torch.cat([fixed, _resize(rec, res)]), run_dir / "samples" / f"step_{step:06d}.png",
-                          cols=len(fixed))
+                save_image(image_grid(to_uint8(torch.cat([fixed, _resize(rec, res)])), cols=len(fixed)),
+                           run_dir / "samples" / f"step_{step:06d}.png")
             if step % cfg.ckpt_every == 0:
                 save_state()
     finally:

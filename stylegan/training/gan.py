@@ -34,10 +34,12 @@ import torch.nn.functional as F
 
 from ..checkpoint import atomic_torch_save, read_checkpoint, save_generator
 from ..errors import UserError
+from ..fileio import atomic_write_text
+from ..imageio import image_grid, save_image, to_uint8
 from ..networks import Generator
 from .dataset import ImageSet
 from .discriminator import Discriminator
-from .logging import CsvLog, plot_losses, save_grid
+from .logging import CsvLog, plot_losses
 from .report import write_report
 from .metrics import pixel_frechet_distance
 
@@ -94,7 +96,7 @@ def train_gan(G: Generator, D: Discriminator, train: ImageSet, val: ImageSet, ru
     the best was kept) and ``report.html`` (:func:`stylegan.training.report.write_report`).
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
     if D.img_resolution != G.img_resolution:
         raise UserError(f"discriminator is {D.img_resolution}px but the generator is {G.img_resolution}px")
     num_classes = G.config.c_dim
@@ -123,10 +125,10 @@ def train_gan(G: Generator, D: Discriminator, train: ImageSet, val: ImageSet, ru
         step, best, elapsed_before = st["step"], st["best"], st["seconds"]
         rng = np.random.default_rng(cfg.seed + step)
         log(f"resumed from {state_path} at step {step}")
-    (run_dir / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    (run_dir / "run.json").write_text(json.dumps({"class_names": list(G.config.class_names),
-                                                  "generator_config": G.config.to_dict(), "meta": meta or {}},
-                                                 indent=1))
+    atomic_write_text(run_dir / "train_config.json", json.dumps(asdict(cfg), indent=2))
+    atomic_write_text(run_dir / "run.json", json.dumps({"class_names": list(G.config.class_names),
+                                                       "generator_config": G.config.to_dict(), "meta": meta or {}},
+                                                      indent=1))
 
     # Fixed noise for the sample grids; conditional grids reuse the same z in every
     # class row, so rows differ only by label and columns only by noise.
@@ -230,14 +232,13 @@ def train_gan(G: Generator, D: Discriminator, train: ImageSet, val: ImageSet, ru
                     save_generator(run_dir / "best.pt", G_ema, gen_meta())
                     why = (f"lowest pixel_fd16 so far ({fd:.3f}" +
                            (f", previous best {prev:.3f})" if prev < float("inf") else ", first evaluation)"))
-                    (run_dir / ".best.json.tmp").write_text(json.dumps(
+                    atomic_write_text(run_dir / "best.json", json.dumps(
                         {"step": step, "metric": "pixel_fd16", "value": fd, "file": "best.pt", "reason": why}))
-                    os.replace(run_dir / ".best.json.tmp", run_dir / "best.json")
                 log(f"step {step}: loss_g {row['loss_g']:.3f} loss_d {row['loss_d']:.3f} pixel_fd16 {fd:.2f} "
                     f"{row['sec_per_step']:.2f} s/step{' *best*' if improved else ''}")
             if step % cfg.sample_every == 0:
-                save_grid(_sample(G_ema, z_fixed, c_fixed, cfg.truncation_psi),
-                          run_dir / "samples" / f"step_{step:06d}.png", cols=n_cols)
+                save_image(image_grid(to_uint8(_sample(G_ema, z_fixed, c_fixed, cfg.truncation_psi)), cols=n_cols),
+                           run_dir / "samples" / f"step_{step:06d}.png")
             if step % cfg.eval_every == 0:
                 _report(run_dir, log)
             if step % cfg.ckpt_every == 0:
