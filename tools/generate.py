@@ -105,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         from stylegan.fileio import check_not_input
         from stylegan.interpolation import num_frames
         from stylegan.limits import RenderPlan, check_frame_count, check_grid, check_size, measure_generator
-        from stylegan.render import image_grid, render_seeds, render_video, resolve_device, seed_interpolation
-        from stylegan.video import check_image_name, check_output_path, check_video_options, output_kind, write_image
+        from stylegan.imageio import image_grid, save_image
+        from stylegan.render import render_seeds, render_video, resolve_device, seed_interpolation
+        from stylegan.video import check_image_name, check_output_path, check_video_options, output_kind
 
         # Every option first: nothing is loaded before they are all right.
         output = args.output or ("seeds.mp4" if args.interp else "seeds.png")
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             faces = render_seeds(G, args.seeds, args.trunc, batch_size=args.batch_size, noise_mode=args.noise_mode,
                                  size=args.size, progress=not args.quiet, precision=precision)
-            write_image(image_grid(faces, cols=args.cols), output)
+            save_image(image_grid(faces, cols=args.cols), output)
             summary = f"{len(faces)} faces"
         if not args.quiet:
             print(f"wrote {output} ({summary}, {time.perf_counter() - start:.1f} s)")
