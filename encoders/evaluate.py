@@ -19,7 +19,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from stylegan.deprecation import moved
 from stylegan.errors import UserError
+from stylegan.imageio import image_grid, to_tensor, to_uint8
 from stylegan.networks import Generator
 
 from .align import default_aligner
@@ -45,17 +47,9 @@ class InversionScore:
         return asdict(self)
 
 
-def pil_to_tensor(img: Image.Image) -> torch.Tensor:
-    """PIL RGB -> [1, 3, H, W] float in [-1, 1]."""
-    arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 127.5 - 1
-    return torch.from_numpy(arr).permute(2, 0, 1)[None]
-
-
 def tensor_to_pil(x: torch.Tensor) -> Image.Image:
     """[1, 3, H, W] or [3, H, W] in [-1, 1] -> PIL RGB."""
-    x = x.detach().float().cpu().reshape(-1, *x.shape[-3:])[0]
-    arr = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    return Image.fromarray(arr)
+    return Image.fromarray(to_uint8(x.reshape(-1, *x.shape[-3:])[:1])[0])
 
 
 @torch.no_grad()
@@ -85,7 +79,7 @@ def evaluate_inversion(photos: Sequence[str | Path], encoder: torch.nn.Module, g
         except UserError as e:
             scores.append(InversionScore(name, error=str(e)))
             continue
-        x = pil_to_tensor(aligned).to(device)
+        x = to_tensor(aligned).to(device)
         ws = refine_latent(generator, x, encoder.encode(x), steps)
         recon = tensor_to_pil(generator.synthesis(ws, noise_mode="const"))
         if recon.size != aligned.size:
@@ -182,14 +176,15 @@ def summarize(scores: Sequence[InversionScore], threshold: float = 0.6) -> dict[
 
 
 def contact_sheet(pairs: Sequence[tuple[Image.Image, Image.Image]], cols: int = 4, tile: int = 128) -> Image.Image:
-    """Grid of input | reconstruction pairs, ``cols`` pairs per row."""
-    rows = max(1, math.ceil(len(pairs) / cols))
-    sheet = Image.new("RGB", (cols * 2 * tile, rows * tile), (255, 255, 255))
-    for i, (a, b) in enumerate(pairs):
-        r, c = divmod(i, cols)
-        sheet.paste(a.resize((tile, tile), Image.LANCZOS), (c * 2 * tile, r * tile))
-        sheet.paste(b.resize((tile, tile), Image.LANCZOS), (c * 2 * tile + tile, r * tile))
-    return sheet
+    """Grid of input | reconstruction pairs, ``cols`` pairs per row, on white.
+
+    The last row is filled with white tiles, so a sheet is always ``cols`` pairs wide.
+    """
+    cells = [np.asarray(im.convert("RGB").resize((tile, tile), Image.LANCZOS)) for pair in pairs for im in pair]
+    per_row = 2 * cols
+    blank = np.full((tile, tile, 3), 255, np.uint8)
+    missing = -len(cells) % per_row if cells else per_row  # no pairs: one white row, as always
+    return Image.fromarray(image_grid(cells + [blank] * missing, cols=per_row))
 
 
 def single_face_fraction(frames: Iterable[np.ndarray], min_side: int = 256, progress: bool = True
@@ -211,3 +206,7 @@ def single_face_fraction(frames: Iterable[np.ndarray], min_side: int = 256, prog
     if not counts:
         raise UserError("no frames to check")
     return sum(c == 1 for c in counts) / len(counts), counts
+
+
+# Moved to stylegan.imageio (issue 8): kept here, warning, for one release.
+pil_to_tensor = moved(to_tensor, "encoders.evaluate.pil_to_tensor", "stylegan.imageio.to_tensor")

@@ -1,4 +1,4 @@
-"""Robust image loading and atomic saving for photos that come from users.
+"""Robust image loading for photos that come from users (saving: :func:`stylegan.imageio.save_image`).
 
 Photos arrive in every shape Pillow can open: phone JPEGs that are stored
 sideways with an EXIF orientation tag, RGBA PNGs, palette GIFs, CMYK print
@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 import struct
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Union
@@ -27,7 +26,9 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from stylegan.deprecation import moved
 from stylegan.errors import UserError
+from stylegan.imageio import save_image
 
 __all__ = ["MAX_PIXELS", "ImageSource", "load_image", "describe_source", "save_image_atomic"]
 
@@ -246,42 +247,5 @@ def _upright(img: Image.Image) -> Image.Image:
             return img
 
 
-def save_image_atomic(img: Image.Image, path: str | os.PathLike, **save_kwargs: object) -> None:
-    """Write an image so that ``path`` is either the old file or the complete new one.
-
-    The image goes to a temporary file in the destination folder, which is
-    then renamed over ``path`` (``os.replace`` is atomic within a folder).
-
-    Args:
-        img: the image to write.
-        path: destination; its extension picks the format (``.png``, ``.jpg``, ...).
-        **save_kwargs: passed to ``PIL.Image.save`` (e.g. ``quality=95``).
-
-    Raises:
-        UserError: unknown extension, missing destination folder, or a write error.
-    """
-    dest = Path(path)
-    ext = dest.suffix.lower()
-    fmt = Image.registered_extensions().get(ext)
-    if fmt is None:
-        raise UserError(f"{dest}: unknown image extension {ext!r}; use .png or .jpg")
-    if fmt == "JPEG":
-        save_kwargs.setdefault("quality", 95)  # Pillow's default 75 visibly blurs faces
-    folder = dest.parent
-    if not folder.is_dir():
-        raise UserError(f"{dest}: output folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            img.save(handle, format=fmt, **save_kwargs)
-        # mkstemp creates 0600 files; give the result the usual permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, dest)
-    except (OSError, ValueError, KeyError) as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise UserError(f"{dest}: cannot write image ({_one_line(err)})") from err
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+# Moved to stylegan.imageio (issue 8): the one atomic image writer. Kept here, warning, for one release.
+save_image_atomic = moved(save_image, "encoders.images.save_image_atomic", "stylegan.imageio.save_image")

@@ -38,13 +38,14 @@ import torch
 from PIL import Image
 
 from stylegan.errors import CheckpointError, UserError
-from stylegan.render import render_frames, render_video, resolve_device, to_uint8
+from stylegan.render import render_frames, render_video, resolve_device
+from stylegan.imageio import save_image, to_tensor, to_uint8
 from stylegan.fileio import (atomic_output, check_input_file, check_name_length, check_not_input, fit_name,
                             os_error_message)
 from stylegan.precision import autocast, check_precision, resolve_precision
 from stylegan.limits import RenderPlan, check_frame_count, measure_generator
 from stylegan.specs import PathSpec, RenderSpec, specs_from_keywords
-from stylegan.video import check_output_path, check_video_options, output_kind, write_image
+from stylegan.video import check_output_path, check_video_options, output_kind
 
 from .refine import DEFAULT_REFINE_BUDGET, refine_latent
 
@@ -321,12 +322,6 @@ def prepare_inputs(inputs: Sequence[str | os.PathLike], face_index: int | Sequen
     return keyframes
 
 
-def _image_tensor(img: Image.Image) -> torch.Tensor:
-    """PIL RGB -> [1, 3, H, W] float in [-1, 1] (the encoder's normalisation, mean = std = 0.5)."""
-    arr = np.asarray(img, dtype=np.float32)
-    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0) / 127.5 - 1
-
-
 def encode_inputs(keyframes: list[Keyframe], G: torch.nn.Module, E: torch.nn.Module | None,
                   log: Log = _quiet, refine: int | str = "auto", *, refine_budget: float = DEFAULT_REFINE_BUDGET,
                   precision: str | torch.dtype = "fp32") -> torch.Tensor:
@@ -354,7 +349,7 @@ def encode_inputs(keyframes: list[Keyframe], G: torch.nn.Module, E: torch.nn.Mod
         if E is None:
             raise UserError(f"{kf.source}: a photo needs an encoder")
         log(f"encoding {kf.source}")
-        image = _image_tensor(kf.aligned)
+        image = to_tensor(kf.aligned)
         with torch.no_grad(), autocast(enc_dtype, param.device):
             ws = E.encode(image).float()  # [1, num_ws, w_dim]
         if steps:
@@ -626,7 +621,7 @@ def _save_inversion(G: torch.nn.Module, kf: Keyframe, ws: torch.Tensor, folder: 
     """Write one photo's aligned face, reconstruction and code; the code last, so it marks a finished photo."""
     recon = next(render_frames(G, [ws], batch_size=1, noise_mode=noise_mode, progress=False, precision=precision))
     res = _inversion_paths(folder, stem)
-    write_image(kf.aligned, res.aligned)
-    write_image(recon, res.reconstruction)
+    save_image(kf.aligned, res.aligned)
+    save_image(recon, res.reconstruction)
     save_latent(res.latent, ws)
     return res

@@ -26,13 +26,14 @@ import numpy as np
 import torch
 
 from stylegan import Generator, GeneratorConfig
+from stylegan.imageio import to_tensor
 from stylegan.interpolation import interpolation_path
 from stylegan.precision import autocast, precision_name, resolve_precision
 from stylegan.render import render_frames
 from stylegan.video import write_video
 
 from .e4e import Encoder4Editing, EncoderConfig
-from .morph import _image_tensor, prepare_inputs
+from .morph import prepare_inputs
 from .refine import DEFAULT_REFINE_BUDGET, refine_latent
 
 __all__ = ["E2EResult", "run_e2e", "format_e2e", "peak_rss_mb"]
@@ -128,7 +129,7 @@ def run_e2e(photos: Sequence[str | os.PathLike], resolution: int, output: str | 
 
     codes = []
     for kf in keyframes:
-        image = _image_tensor(kf.aligned)
+        image = to_tensor(kf.aligned)
         t0 = clock()
         with torch.no_grad(), autocast(dtype, dev):
             ws = E.encode(image.contiguous(memory_format=torch.channels_last)).float()

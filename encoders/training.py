@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 
 from stylegan.errors import UserError
+from stylegan.imageio import image_grid, save_image, to_uint8
 from stylegan.networks import Generator
 from stylegan.training.dataset import ImageSet
-from stylegan.training.logging import save_grid
 from stylegan.training.loop import Autocast, Schedule, TrainTask, run_training, training_device_and_autocast
 
 from .e4e import Encoder4Editing
@@ -195,7 +195,8 @@ class _EncoderTask(TrainTask):
         with self.amp():
             rec = self.G.synthesis(self.E.encode(_resize(self.fixed, self.E.config.input_size)),
                                    noise_mode="const").float()
-        save_grid(torch.cat([self.fixed, _resize(rec, self.G.img_resolution)]), path, cols=len(self.fixed))
+        save_image(image_grid(to_uint8(torch.cat([self.fixed, _resize(rec, self.G.img_resolution)])),
+                              cols=len(self.fixed)), path)
 
     def save_model(self, path: Path, meta: dict[str, Any]) -> None:
         save_model(path, self.G, self.E, meta)

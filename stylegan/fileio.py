@@ -24,8 +24,9 @@ from typing import Iterable, Iterator
 from .errors import UserError
 
 __all__ = [
-    "atomic_output", "default_permissions", "same_file", "check_not_input", "check_input_file",
-    "os_error_message", "WRITE_ERRNOS", "check_name_length", "name_max", "fit_name", "temp_prefix",
+    "atomic_output", "atomic_write_text", "make_temp", "publish", "default_permissions", "same_file",
+    "check_not_input", "check_input_file", "os_error_message", "WRITE_ERRNOS", "check_name_length", "name_max",
+    "fit_name", "temp_prefix",
 ]
 
 # OS errors that mean "this output cannot be written here" (a user's problem, not a bug).
@@ -166,9 +167,34 @@ def check_input_file(path: str | os.PathLike, what: str = "file") -> Path:
     return p
 
 
+def make_temp(dest: Path, suffix: str = ".tmp", folder: bool = False) -> Path:
+    """Create a hidden temporary file (or folder) beside ``dest``: ``.name.XXXXXXXX<suffix>``.
+
+    Beside, not in ``/tmp``: ``os.replace`` is atomic only within one file system. The
+    entry is private (0600/0700) until :func:`publish` gives it the usual permissions.
+    """
+    parent = dest.parent if str(dest.parent) else Path(".")
+    if folder:
+        return Path(tempfile.mkdtemp(prefix=temp_prefix(dest), suffix=suffix, dir=parent))
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(dest), suffix=suffix, dir=parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def publish(tmp: str | os.PathLike, dest: str | os.PathLike, folder: bool = False) -> None:
+    """Rename a finished temporary from :func:`make_temp` onto ``dest``, with a plain ``open``'s permissions."""
+    default_permissions(tmp, directory=folder)
+    os.replace(tmp, dest)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path in the destination folder; ``os.replace`` it onto ``path`` if the block succeeds.
+
+    The one atomic file writer: every output file of the toolkit is written through it
+    (images, codes, checkpoints, reports), or for streamed videos through its two halves
+    :func:`make_temp` and :func:`publish`. The temp name keeps ``path``'s suffix, so
+    writers that pick a format from the name (``np.save``, ``savefig``) still do.
 
     On any exception (Ctrl-C included) the temp file is removed and ``path`` is untouched;
     an OS error (disk full, ...) becomes a one-line :class:`UserError`.
@@ -179,19 +205,24 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         raise UserError(f"{path}: folder {parent} does not exist")
     check_name_length(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp" + path.suffix[:16], dir=parent)
+        tmp = make_temp(path, suffix=".tmp" + path.suffix[:16])
     except OSError as e:
         raise UserError(f"{path}: cannot write there ({os_error_message(e)})") from None
-    os.close(fd)
     try:
-        yield Path(tmp)
-        default_permissions(tmp)
-        os.replace(tmp, path)
+        yield tmp
+        publish(tmp, path)
     except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         if err.errno not in WRITE_ERRNOS:
             raise
         raise UserError(f"{path}: cannot write ({os_error_message(err)})") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_output`; returns the path."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)

@@ -25,9 +25,12 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from .deprecation import moved
 from .errors import UserError
+from .imageio import Size
+from .imageio import image_grid as _image_grid
+from .imageio import to_uint8 as _to_uint8
 from .precision import autocast, resolve_precision
 from .specs import PathSpec, specs_from_keywords
 from .video import DEFAULT_CRF, write_video
@@ -36,8 +39,6 @@ __all__ = [
     "resolve_device", "to_uint8", "check_codes", "MAX_CODE_ABS", "render_frames", "render_video", "render_images", "render_seeds", "seeds_to_z",
     "MappedPath", "seed_interpolation", "image_grid", "Size",
 ]
-
-Size = int | tuple[int, int] | None
 
 #: Largest |value| a W+ code may hold. Real codes, edits included, stay within about
 #: +-100; 1e30 (a damaged file, a bug) would only render black frames, and NaN NaN frames.
@@ -74,40 +75,6 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError("device cuda was requested but no CUDA GPU is visible; use device 'cpu' or 'auto'")
     return dev
-
-
-def _size_hw(size: Size) -> tuple[int, int] | None:
-    if size is None:
-        return None
-    if isinstance(size, int):
-        w = h = size
-    else:
-        w, h = (int(s) for s in size)
-    if w < 1 or h < 1:
-        raise UserError(f"frame size must be positive, got {size}")
-    return h, w
-
-
-def to_uint8(images: torch.Tensor, size: Size = None) -> np.ndarray:
-    """Generator output in [-1, 1] to uint8 frames, optionally resized.
-
-    Args:
-        images: [B, 3, H, W] float in about [-1, 1].
-        size: output side (int) or ``(width, height)``; resized with antialiased
-            bilinear filtering (area-like when shrinking, smooth when enlarging).
-
-    Returns:
-        uint8 [B, H', W', 3] on the CPU.
-    """
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"expected images [B, 3, H, W], got {tuple(images.shape)}")
-    hw = _size_hw(size)
-    x = images.float()
-    if hw is not None and tuple(x.shape[2:]) != hw:
-        x = F.interpolate(x, size=hw, mode="bilinear", align_corners=False, antialias=True)
-    # 127.5 maps [-1, 1] to [0, 255]; +128 instead of +127.5 rounds to nearest on the cast (NVIDIA does the same).
-    x = (x * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
 def _batches(items: Iterable[torch.Tensor], batch_size: int) -> Iterator[list[torch.Tensor]]:
@@ -172,7 +139,7 @@ def render_frames(G: torch.nn.Module, ws_iter: Iterable[torch.Tensor], batch_siz
                 ws = torch.stack([w.to(dev, dtype) for w in chunk])  # [b, num_ws, w_dim]
                 check_codes(ws)  # NaN in must not become a silent black or NaN video
                 images = G.synthesis(ws, noise_mode=noise_mode)  # [b, 3, R, R]
-                frames = to_uint8(images, size)  # [b, H, W, 3]
+                frames = _to_uint8(images, size)  # [b, H, W, 3]
             del images, ws
             for frame in frames:
                 yield frame
@@ -308,26 +275,6 @@ def seed_interpolation(G: torch.nn.Module, seeds: Sequence[int], path: PathSpec 
     return MappedPath(G, path.path(seeds_to_z(seeds, G.z_dim)), truncation_psi)
 
 
-def image_grid(images: np.ndarray | Sequence[np.ndarray], cols: int | None = None, pad: int = 0) -> np.ndarray:
-    """Tile equally sized uint8 [H, W, 3] images row by row; empty cells are black.
-
-    Args:
-        images: N images.
-        cols: images per row; default ``ceil(sqrt(N))``.
-        pad: black pixels between cells.
-
-    Returns:
-        uint8 [rows*H + (rows-1)*pad, cols*W + (cols-1)*pad, 3].
-    """
-    images = list(images)
-    if not images:
-        raise ValueError("image_grid needs at least one image")
-    n = len(images)
-    cols = max(1, min(cols or math.ceil(math.sqrt(n)), n))
-    rows = math.ceil(n / cols)
-    h, w, c = images[0].shape
-    grid = np.zeros((rows * h + (rows - 1) * pad, cols * w + (cols - 1) * pad, c), dtype=np.uint8)
-    for i, img in enumerate(images):
-        r, q = divmod(i, cols)
-        grid[r * (h + pad): r * (h + pad) + h, q * (w + pad): q * (w + pad) + w] = img
-    return grid
+# Moved to stylegan.imageio (issue 8): kept here, warning, for one release.
+to_uint8 = moved(_to_uint8, "stylegan.render.to_uint8", "stylegan.imageio.to_uint8")
+image_grid = moved(_image_grid, "stylegan.render.image_grid", "stylegan.imageio.image_grid")

@@ -47,7 +47,6 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -58,8 +57,10 @@ from typing import Iterable, Iterator
 import numpy as np
 from PIL import Image
 
+from .deprecation import moved
 from .errors import UserError
-from .fileio import WRITE_ERRNOS, check_name_length, default_permissions, os_error_message, temp_prefix
+from .fileio import WRITE_ERRNOS, check_name_length, default_permissions, make_temp, os_error_message, publish
+from .imageio import check_image_name, save_image
 from .limits import check_crf, check_fps
 
 __all__ = [
@@ -162,9 +163,7 @@ def check_output_path(path: str | os.PathLike, kind: str | None = None) -> Path:
         elif dest.is_dir():
             raise UserError(f"{dest}: is a folder; give a file name")
     try:
-        fd, probe = tempfile.mkstemp(prefix=temp_prefix(dest), suffix=".probe", dir=parent)
-        os.close(fd)
-        os.unlink(probe)
+        make_temp(dest, ".probe").unlink()
     except OSError as err:
         raise UserError(f"{dest}: cannot write to {parent} ({os_error_message(err)})") from None
     return dest
@@ -266,12 +265,6 @@ class FrameWriter:
         raise NotImplementedError
 
 
-def _temp_file(dest: Path, suffix: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(dest), suffix=f".tmp{suffix}", dir=dest.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 _DEFERRED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
@@ -344,7 +337,7 @@ class Mp4Writer(FrameWriter):
         # a signal lands while ffmpeg is still starting, an ffmpeg we could not stop
         # may open its output after we cleaned up; with the folder gone that open
         # fails instead of leaving a stray file beside the destination.
-        self._tmpdir = Path(tempfile.mkdtemp(prefix=temp_prefix(self.dest), suffix=".tmp", dir=self.dest.parent))
+        self._tmpdir = make_temp(self.dest, folder=True)
         self._tmp = self._tmpdir / "video.mp4"  # ffmpeg picks the container from the suffix
         self._log = self._tmpdir / "ffmpeg.log"
         self._proc: subprocess.Popen | None = None
@@ -402,8 +395,7 @@ class Mp4Writer(FrameWriter):
             raise self._failure()
         if not self._tmp.is_file() or self._tmp.stat().st_size == 0:
             raise UserError(f"{self.dest}: ffmpeg produced no output")
-        default_permissions(self._tmp)
-        os.replace(self._tmp, self.dest)
+        publish(self._tmp, self.dest)
         self._proc = None
         shutil.rmtree(self._tmpdir, ignore_errors=True)
 
@@ -440,7 +432,7 @@ class GifWriter(FrameWriter):
         super().__init__(dest, fps, size)
         check_video_options("gif", fps)
         self.loop = int(loop)
-        self._tmp = _temp_file(self.dest, ".gif")
+        self._tmp = make_temp(self.dest, ".tmp.gif")
         self._fp: io.BufferedWriter | None = open(self._tmp, "wb")
 
     def _delay_ms(self, index: int) -> int:
@@ -465,8 +457,7 @@ class GifWriter(FrameWriter):
         self._fp.write(b";")  # GIF trailer
         self._fp.close()
         self._fp = None
-        default_permissions(self._tmp)
-        os.replace(self._tmp, self.dest)
+        publish(self._tmp, self.dest)
 
     def _abort(self) -> None:
         if self._fp is not None:
@@ -516,7 +507,7 @@ class PngDirWriter(FrameWriter):
 
     def __init__(self, dest: Path, fps: float, size: tuple[int, int] | None = None) -> None:
         super().__init__(dest, fps, size)
-        self._tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(self.dest), suffix=".tmp", dir=self.dest.parent))
+        self._tmp = make_temp(self.dest, folder=True)
 
     def _write(self, frame: np.ndarray) -> None:
         Image.fromarray(frame, "RGB").save(self._tmp / FRAME_PATTERN.format(self.frames_written))
@@ -526,7 +517,6 @@ class PngDirWriter(FrameWriter):
                     "fps": self.fps, "size": list(self.size)}
         (self._tmp / MANIFEST).write_text(json.dumps(manifest) + "\n")
         default_permissions(self._tmp / MANIFEST)
-        default_permissions(self._tmp, directory=True)
         old = None
         with _folder_lock(self.dest.parent):
             if self.dest.exists() or self.dest.is_symlink():
@@ -534,10 +524,10 @@ class PngDirWriter(FrameWriter):
                 if self.dest.is_symlink() or not self.dest.is_dir() or not _is_frames_folder(self.dest):
                     raise UserError(f"{self.dest}: changed while rendering and now holds files this tool did "
                                     "not write; left it alone, nothing written")
-                old = Path(tempfile.mkdtemp(prefix=temp_prefix(self.dest), suffix=".old", dir=self.dest.parent))
+                old = make_temp(self.dest, ".old", folder=True)
                 os.replace(self.dest, old)  # an empty dir may be replaced by a dir on POSIX
             try:
-                os.replace(self._tmp, self.dest)
+                publish(self._tmp, self.dest, folder=True)
             except OSError as err:
                 if old is not None:
                     os.replace(old, self.dest)
@@ -610,50 +600,5 @@ def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: floa
     return writer.frames_written
 
 
-def check_image_name(path: str | os.PathLike) -> str:
-    """The Pillow format for an image destination's extension, checked before any work.
-
-    Raises:
-        UserError: an unknown extension, or a name the file system cannot hold.
-    """
-    dest = Path(path)
-    fmt = Image.registered_extensions().get(dest.suffix.lower())
-    if fmt is None:
-        raise UserError(f"{dest}: unknown image extension {dest.suffix!r}; use .png or .jpg")
-    check_name_length(dest)
-    return fmt
-
-
-def write_image(image: np.ndarray | Image.Image, path: str | os.PathLike) -> Path:
-    """Save one image atomically (temp file + rename); format from the extension (.png, .jpg, ...).
-
-    Args:
-        image: uint8 [H, W, 3] array or a PIL image.
-        path: destination file.
-
-    Returns:
-        The destination path.
-
-    Raises:
-        UserError: unknown extension, or a folder that does not exist or cannot be written.
-    """
-    dest = Path(path)
-    fmt = check_image_name(dest)
-    if dest.is_dir():
-        raise UserError(f"{dest}: is a folder; give an image file name such as grid.png")
-    check_output_path(dest, kind="image")
-    img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, dtype=np.uint8))
-    tmp = _temp_file(dest, dest.suffix)
-    try:
-        img.save(tmp, format=fmt)
-        default_permissions(tmp)
-        os.replace(tmp, dest)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        if err.errno not in WRITE_ERRNOS:
-            raise
-        raise UserError(f"{dest}: cannot write ({os_error_message(err)})") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return dest
+# Moved to stylegan.imageio (issue 8): the one atomic image writer. Kept here, warning, for one release.
+write_image = moved(save_image, "stylegan.video.write_image", "stylegan.imageio.save_image")

@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
+import numpy as np
 import pytest
 import torch
 
@@ -163,3 +164,13 @@ def blob_images() -> Callable[..., ImageSet]:
         return ImageSet((x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
 
     return make
+
+
+@pytest.fixture
+def rgb_image() -> np.ndarray:
+    """A small uint8 [H, W, 3] pattern without symmetry that holds all 256 levels (24 x 32 px).
+
+    Every level appears in each channel, so a conversion that is off by one anywhere shows.
+    """
+    levels = np.arange(24 * 32) % 256
+    return np.stack([levels, levels[::-1], (levels * 7) % 256], -1).reshape(24, 32, 3).astype(np.uint8)

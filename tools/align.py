@@ -56,7 +56,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     apply_threads(args.threads)
     from stylegan.fileio import check_input_file, check_not_input
     from stylegan.limits import check_size
-    from stylegan.video import check_image_name, check_output_path
+    from stylegan.imageio import check_image_name, save_image
+    from stylegan.video import check_output_path
 
     # Every option and path first: nothing is decoded before they are all right.
     check_input_file(args.photo, "photo")
@@ -69,7 +70,6 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         check_not_input(args.output, [args.photo])
     # Imported here so that --help works even when dlib is broken.
     from encoders.align import align_face, detect_faces
-    from encoders.images import save_image_atomic
 
     if args.list:
         faces = detect_faces(args.photo)
@@ -81,7 +81,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         return
     image = align_face(args.photo, output_size=args.size, face_index=args.face_index,
                        transform_size=args.transform_size)
-    save_image_atomic(image, args.output)
+    save_image(image, args.output)
     if not args.quiet:
         print(f"wrote {args.output} ({args.size}x{args.size})")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from stylegan.errors import UserError
-from stylegan.fileio import atomic_output
+from stylegan.fileio import atomic_write_text
 from stylegan.benchmark import default_variants, format_table, run_benchmark
 from tools._cli import add_compute_options, add_refine_option, apply_threads, run_tool
 
@@ -75,8 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _write_json(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2))
+    atomic_write_text(path, json.dumps(payload, indent=2))
 
 
 def _e2e(args: argparse.Namespace, threads: int) -> int:

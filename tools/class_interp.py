@@ -86,8 +86,9 @@ def _run(args: argparse.Namespace) -> int:
     from stylegan.conditional import MODES, class_index, class_interp_ws, require_conditional
     from stylegan.errors import UserError
     from stylegan.fileio import check_not_input, same_file
-    from stylegan.render import image_grid, render_frames, render_images, resolve_device, seeds_to_z
-    from stylegan.video import check_image_name, check_output_path, open_writer, output_kind, write_image
+    from stylegan.imageio import image_grid, save_image
+    from stylegan.render import render_frames, render_images, resolve_device, seeds_to_z
+    from stylegan.video import check_image_name, check_output_path, open_writer, output_kind
 
     start = time.perf_counter()
     apply_threads(args.threads)
@@ -122,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
 
     ws = class_interp_ws(G, z, a, b, args.steps, args.trunc)
     rows = [render_images(G, ws[m], batch_size=args.batch_size, size=size) for m in MODES]
-    write_image(image_grid(np.concatenate(rows), cols=args.steps, pad=2), grid_path)
+    save_image(image_grid(np.concatenate(rows), cols=args.steps, pad=2), grid_path)
     summary = f"grid {grid_path} (rows: {', '.join(MODES)}; {names[a]} -> {names[b]}, seeds {args.seeds[0]} -> " \
               f"{args.seeds[1]})"
     if video is not None:

@@ -218,7 +218,8 @@ def _run(mode: str, path, render, args: argparse.Namespace, log) -> list[str]:
     from stylegan.errors import UserError
     from stylegan.fileio import check_not_input
     from stylegan.render import render_images, resolve_device
-    from stylegan.video import check_output_path, output_kind, write_image
+    from stylegan.imageio import save_image
+    from stylegan.video import check_output_path, output_kind
 
     weights = args.weights or args.model
     dev = resolve_device(args.device)
@@ -323,7 +324,7 @@ def _run(mode: str, path, render, args: argparse.Namespace, log) -> list[str]:
         if images is None:
             save_latent(dest, edited_ws[k])
         else:
-            write_image(images[k], dest)
+            save_image(images[k], dest)
     return [f"wrote {dest}" for dest in dests]
 
 
@@ -334,7 +335,7 @@ def _sheet(args: argparse.Namespace, G, codes: dict, labels: dict, directions: l
     from encoders.edit import labelled_grid
     from stylegan.editing import apply_edit, arithmetic, style_mix
     from stylegan.interpolation import layer_groups
-    from stylegan.video import write_image
+    from stylegan.imageio import save_image
 
     strengths = _parse_strengths(args.strengths)
     rows: list[tuple[str, list[tuple[str, torch.Tensor]]]] = []
@@ -359,7 +360,7 @@ def _sheet(args: argparse.Namespace, G, codes: dict, labels: dict, directions: l
     flat = torch.stack([w for _, cells in rows for _, w in cells])
     images = iter(render_codes(flat))
     grid = labelled_grid([(label, [(cap, next(images)) for cap, _ in cells]) for label, cells in rows])
-    return write_image(grid, dest)
+    return save_image(grid, dest)
 
 
 def main(argv: list[str] | None = None) -> int:

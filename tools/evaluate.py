@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for a folder with a SOURCES.md table (a table with file and content columns): only its single-face photos")
     p.add_argument("--size", type=int, default=256, help="evaluation size (default 256)")
     add_refine_option(p, budget=False)  # evaluation keeps a fixed step count per generator size
-    p.add_argument("--sheet", help="write a contact sheet PNG (input | reconstruction)")
+    p.add_argument("--sheet", help="write a contact sheet image, .png or .jpg (input | reconstruction)")
     p.add_argument("--json", help="write per-photo scores and the summary as JSON")
     p.add_argument("--morph", help="a morph video (or folder of frames): report the share of frames with exactly one face")
     add_compute_options(p, quiet="no progress bars", precision=False)
@@ -95,7 +95,8 @@ def _run(args: argparse.Namespace) -> int:
     from encoders.evaluate import contact_sheet, evaluate_inversion, single_face_fraction, summarize
     from stylegan import load_generator
     from stylegan.errors import UserError
-    from stylegan.fileio import atomic_output
+    from stylegan.fileio import atomic_write_text
+    from stylegan.imageio import check_image_name, save_image
 
     if not args.photos and not args.morph:
         raise UserError("give photos to evaluate and/or --morph VIDEO")
@@ -105,6 +106,8 @@ def _run(args: argparse.Namespace) -> int:
     for out in (args.sheet, args.json):  # checked before any work: inputs are never overwritten
         if out:
             check_not_input(out, photos + ([Path(args.morph)] if args.morph else []))
+    if args.sheet:
+        check_image_name(args.sheet)  # the format comes from the name: refuse .xyz now, not after the work
     report: dict = {}
     if args.photos:
         from stylegan.render import resolve_device
@@ -131,8 +134,7 @@ def _run(args: argparse.Namespace) -> int:
               f"MS-SSIM {summary['median_ms_ssim']:.3f}, identity distance {summary['median_id_distance']:.3f} "
               f"({100 * summary['same_person_fraction']:.0f}% below 0.6)")
         if args.sheet:
-            with atomic_output(args.sheet) as tmp:
-                contact_sheet(pairs).save(tmp, format="PNG")
+            save_image(contact_sheet(pairs), args.sheet)
             print(f"contact sheet: {args.sheet}")
     if args.morph:
         frac, counts = single_face_fraction(_frames(args.morph), progress=not args.quiet)
@@ -141,9 +143,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{args.morph}: exactly one face in {sum(c == 1 for c in counts)}/{len(counts)} frames "
               f"({100 * frac:.1f}%)")
     if args.json:
-        with atomic_output(args.json) as tmp:
-            Path(tmp).write_text(json.dumps(report, indent=2, default=lambda v: None if isinstance(v, float)
-                                            and math.isnan(v) else v))
+        atomic_write_text(args.json, json.dumps(report, indent=2, default=lambda v: None if isinstance(v, float)
+                                                and math.isnan(v) else v))
     return 0
 
 

@@ -92,8 +92,9 @@ def _run(args: argparse.Namespace) -> None:
     from stylegan import load_generator
     from stylegan.fileio import check_not_input
     from stylegan.limits import RenderPlan, check_frame_count, check_grid, measure_generator
-    from stylegan.render import image_grid, render_seeds, render_video, resolve_device, seed_interpolation
-    from stylegan.video import check_image_name, check_output_path, check_video_options, output_kind, write_image
+    from stylegan.imageio import check_image_name, image_grid, save_image
+    from stylegan.render import render_seeds, render_video, resolve_device, seed_interpolation
+    from stylegan.video import check_output_path, check_video_options, output_kind
 
     # Every option first: nothing is loaded before they are all right.
     output = args.output or ("seeds.mp4" if args.interp else "seeds.png")
@@ -138,7 +139,7 @@ def _run(args: argparse.Namespace) -> None:
         summary = f"{count} frames at {render.fps:g} fps"
     else:
         faces = render_seeds(G, args.seeds, args.trunc, **render.frame_options(), progress=not args.quiet)
-        write_image(image_grid(faces, cols=args.cols), output)
+        save_image(image_grid(faces, cols=args.cols), output)
         summary = f"{len(faces)} faces"
     if not args.quiet:
         print(f"wrote {output} ({summary}, {time.perf_counter() - start:.1f} s)")

@@ -264,11 +264,10 @@ def _run(args: argparse.Namespace) -> int:
     report = format_report(device, steps, bench_table, total)
     print(report)
     if args.output:
-        from stylegan.fileio import atomic_output
+        from stylegan.fileio import atomic_write_text
 
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(args.output) as tmp:
-            tmp.write_text(report + "\n")
+        atomic_write_text(args.output, report + "\n")
     return 0 if all(s.ok for s in steps) else 1
 
 

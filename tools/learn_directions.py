@@ -151,6 +151,7 @@ def _encode(files: list[Path], G, E, args: argparse.Namespace, model_key: str) -
 
     from encoders.images import load_image
     from stylegan.errors import UserError
+    from stylegan.imageio import to_tensor
 
     cache = Path(args.cache) if args.cache else None
     codes = _read_cache(cache, model_key)
@@ -172,12 +173,12 @@ def _encode(files: list[Path], G, E, args: argparse.Namespace, model_key: str) -
                 else:
                     img = load_image(f)
                 chunk.append(f)
-                images.append(np.asarray(img, dtype=np.float32))
+                images.append(np.asarray(img, dtype=np.uint8))
             by_size: dict[tuple, list[int]] = {}
             for j, im in enumerate(images):  # the encoder resizes; a batch needs one size
                 by_size.setdefault(im.shape, []).append(j)
             for idx in by_size.values():
-                x = torch.from_numpy(np.stack([images[j] for j in idx])).permute(0, 3, 1, 2) / 127.5 - 1
+                x = to_tensor(np.stack([images[j] for j in idx]))  # [B, 3, H, W] in [-1, 1]
                 with torch.no_grad():
                     ws = E.encode(x).float().cpu().half()
                 for j, w in zip(idx, ws):

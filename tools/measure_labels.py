@@ -74,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
     from stylegan import load_generator
     from stylegan.conditional import class_index, require_conditional
     from stylegan.errors import UserError
-    from stylegan.fileio import atomic_output
+    from stylegan.fileio import atomic_write_text
     from stylegan.training.dataset import load_split, read_class_labels
     from stylegan.checkpoint import atomic_torch_save, read_checkpoint
     from stylegan.training.label_metrics import (SmallClassifier, measure_label_effect, recall_per_class,
@@ -136,8 +136,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"noise-only paths: class kept on every point of {effect.noise_path_kept:.1%} of paths "
           f"({effect.noise_points_kept:.1%} of points)")
     if args.json:
-        with atomic_output(Path(args.json)) as tmp:
-            Path(tmp).write_text(json.dumps(result, indent=1))
+        atomic_write_text(args.json, json.dumps(result, indent=1))
     return 0
 
 

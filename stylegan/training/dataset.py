@@ -18,6 +18,8 @@ import torch
 from PIL import Image
 
 from ..errors import UserError
+from ..fileio import atomic_output
+from ..imageio import to_tensor
 
 __all__ = ["ImageSet", "list_images", "split_by_identity", "read_identity_labels", "read_class_labels",
            "load_images", "load_split", "IMAGE_EXTS", "MAX_CLASSES"]
@@ -148,9 +150,8 @@ def load_images(files: Sequence[Path], resolution: int, cache_dir: str | os.Path
             raise UserError(f"{p}: cannot read image ({e})") from None
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npy")
-        np.save(tmp, out)
-        os.replace(tmp, cache)
+        with atomic_output(cache) as tmp, open(tmp, "wb") as f:
+            np.save(f, out)
     return out
 
 
@@ -169,7 +170,7 @@ class ImageSet:
 
     def batch(self, idx: np.ndarray | Sequence[int], mirror: bool = False,
               rng: np.random.Generator | None = None) -> torch.Tensor:
-        x = torch.from_numpy(self.images[np.asarray(idx)]).permute(0, 3, 1, 2).float() / 127.5 - 1
+        x = to_tensor(self.images[np.asarray(idx)])  # [B, 3, H, W] in [-1, 1]
         if mirror:
             rng = rng or np.random.default_rng()
             flip = torch.from_numpy(rng.random(len(x)) < 0.5)

@@ -33,10 +33,11 @@ import torch.nn.functional as F
 
 from ..checkpoint import save_generator
 from ..errors import UserError
+from ..fileio import atomic_write_text
+from ..imageio import image_grid, save_image, to_uint8
 from ..networks import Generator
 from .dataset import ImageSet
 from .discriminator import Discriminator
-from .logging import save_grid
 from .loop import Autocast, Schedule, TrainTask, run_training, training_device_and_autocast
 from .metrics import pixel_frechet_distance
 from .report import write_report
@@ -214,7 +215,8 @@ class _GanTask(TrainTask):
         return {"pixel_fd16": pixel_frechet_distance(self.val_images, fake)}
 
     def save_sample(self, path: Path) -> None:
-        save_grid(_sample(self.G_ema, self.z_fixed, self.c_fixed, self.cfg.truncation_psi), path, cols=self.n_cols)
+        fakes = _sample(self.G_ema, self.z_fixed, self.c_fixed, self.cfg.truncation_psi)
+        save_image(image_grid(to_uint8(fakes), cols=self.n_cols), path)
 
     def save_model(self, path: Path, meta: dict[str, Any]) -> None:
         save_generator(path, self.G_ema, meta)
@@ -244,9 +246,9 @@ def train_gan(G: Generator, D: Discriminator, train: ImageSet, val: ImageSet, ru
     run_dir = Path(run_dir)
     task = _GanTask(G, D, train, val, run_dir, cfg, dev, amp, log)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "run.json").write_text(json.dumps({"class_names": list(G.config.class_names),
-                                                  "generator_config": G.config.to_dict(), "meta": meta or {}},
-                                                 indent=1))
+    atomic_write_text(run_dir / "run.json", json.dumps({"class_names": list(G.config.class_names),
+                                                       "generator_config": G.config.to_dict(), "meta": meta or {}},
+                                                      indent=1))
     return run_training(task, run_dir, cfg.schedule(), asdict(cfg), resume=resume, meta=meta, log=log)
 
 

@@ -1,4 +1,7 @@
-"""Training bookkeeping shared by the trainers: CSV log, loss-curve plot, image grids."""
+"""Training bookkeeping shared by the trainers: CSV log and loss-curve plots.
+
+Sample grids are :func:`stylegan.imageio.image_grid` written with :func:`stylegan.imageio.save_image`.
+"""
 
 from __future__ import annotations
 
@@ -10,32 +13,13 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
+
+from ..deprecation import moved
+from ..fileio import atomic_output
+from ..imageio import image_grid, save_image
+from ..imageio import to_uint8 as _to_uint8
 
 __all__ = ["CsvLog", "plot_losses", "plot_panels", "save_grid", "to_uint8"]
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """[B, 3, H, W] in [-1, 1] -> uint8 [B, H, W, 3]."""
-    x = (images.detach().float().clamp(-1, 1) + 1) * 127.5
-    return x.round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-
-
-def save_grid(images: torch.Tensor | np.ndarray, path: str | os.PathLike, cols: int | None = None) -> None:
-    """Tile a batch into one PNG (written atomically)."""
-    arr = to_uint8(images) if isinstance(images, torch.Tensor) else images
-    n, h, w, _ = arr.shape
-    cols = cols or math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    grid = np.zeros((rows * h, cols * w, 3), np.uint8)
-    for i in range(n):
-        r, c = divmod(i, cols)
-        grid[r * h:(r + 1) * h, c * w:(c + 1) * w] = arr[i]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    Image.fromarray(grid).save(tmp)
-    os.replace(tmp, path)
 
 
 class CsvLog:
@@ -105,9 +89,22 @@ def plot_panels(csv_path: str | os.PathLike, png_path: str | os.PathLike,
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()  # keeps panel titles clear of the x labels above them
-    png_path = Path(png_path)
-    tmp = png_path.with_name(f".{png_path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, png_path)
+    try:
+        with atomic_output(png_path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return True
+
+
+def _save_grid(images: torch.Tensor | np.ndarray, path: str | os.PathLike, cols: int | None = None) -> None:
+    """The old one-call sample grid: creates the folder, tiles, writes a PNG atomically."""
+    arr = _to_uint8(images) if isinstance(images, torch.Tensor) else images
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_image(image_grid(arr, cols=cols), path)
+
+
+# Moved to stylegan.imageio (issue 8): kept here, warning, for one release.
+to_uint8 = moved(_to_uint8, "stylegan.training.logging.to_uint8", "stylegan.imageio.to_uint8")
+save_grid = moved(_save_grid, "stylegan.training.logging.save_grid",
+                  "stylegan.imageio.save_image(image_grid(to_uint8(images), cols), path)")

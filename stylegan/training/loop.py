@@ -38,7 +38,7 @@ import torch
 
 from ..checkpoint import atomic_torch_save, read_checkpoint
 from ..errors import UserError
-from ..fileio import atomic_output
+from ..fileio import atomic_write_text
 from ..precision import autocast, resolve_precision
 from ..render import resolve_device
 from .logging import CsvLog, plot_losses
@@ -278,9 +278,8 @@ class _Loop:
         metric = self.task.metric
         why = f"lowest {metric} so far ({value:.5g}" + (
             f", previous best {previous:.5g})" if previous < float("inf") else ", first evaluation)")
-        with atomic_output(self.run_dir / "best.json") as tmp:
-            tmp.write_text(json.dumps({"step": self.step, "metric": metric, "value": value, "file": "best.pt",
-                                       "reason": why}))
+        atomic_write_text(self.run_dir / "best.json", json.dumps(
+            {"step": self.step, "metric": metric, "value": value, "file": "best.pt", "reason": why}))
 
     def one_step(self, csv_log: CsvLog) -> None:
         self.means.add(self.task.train_step(self.rng))
@@ -331,11 +330,11 @@ def run_training(task: TrainTask, run_dir: str | os.PathLike, schedule: Schedule
         UserError: ``state.pt`` belongs to another trainer or cannot be read.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "samples").mkdir(parents=True, exist_ok=True)  # the sample grids go there
     loop = _Loop(task, run_dir, schedule, config, meta, log)
     if resume and loop.state_path.exists():
         loop.resume()
-    (run_dir / "train_config.json").write_text(json.dumps(config, indent=2))
+    atomic_write_text(run_dir / "train_config.json", json.dumps(config, indent=2))
     csv_log = CsvLog(run_dir / "log.csv", [*task.log_fields, "sec_per_step"])
     loop.t0 = loop.t_last = time.time()
     evaluated_last = True  # nothing ran: no final state that after_eval has not seen

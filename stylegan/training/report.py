@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..fileio import atomic_output
+from ..fileio import atomic_write_text
 from .logging import plot_panels
 
 __all__ = ["write_report", "MAX_GRIDS", "PANELS"]
@@ -143,6 +143,4 @@ def write_report(run_dir: str | os.PathLike, path: str | os.PathLike | None = No
     if cfg:
         parts.append("<h2>Training configuration</h2><pre>" + e(json.dumps(cfg, indent=1)) + "</pre>")
     parts.append("</body></html>\n")
-    with atomic_output(path) as tmp_path:
-        Path(tmp_path).write_text("".join(parts), encoding="utf-8")
-    return path
+    return atomic_write_text(path, "".join(parts))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from encoders.images import load_image, save_image_atomic
+from encoders.images import load_image
 from stylegan.errors import UserError
 
 FACES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "faces"
@@ -194,25 +194,6 @@ def test_real_photos(name: str) -> None:
     assert img.mode == "RGB"
 
 
-def test_save_atomic_writes_and_replaces(tmp_path: Path) -> None:
-    dest = tmp_path / "out.png"
-    save_image_atomic(Image.new("RGB", (4, 4), (1, 2, 3)), dest)
-    save_image_atomic(Image.new("RGB", (5, 5), (4, 5, 6)), dest)
-    assert load_image(dest).size == (5, 5)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]   # no temp file left
-
-
-def test_save_atomic_errors(tmp_path: Path) -> None:
-    img = Image.new("RGB", (4, 4))
-    with pytest.raises(UserError, match="extension"):
-        save_image_atomic(img, tmp_path / "out.xyz")
-    with pytest.raises(UserError, match="does not exist"):
-        save_image_atomic(img, tmp_path / "missing" / "out.png")
-    with pytest.raises(UserError, match="cannot write"):
-        save_image_atomic(Image.new("RGBA", (4, 4)), tmp_path / "alpha.jpg")
-    assert list(tmp_path.iterdir()) == []
-
-
 # ----------------------------------------------------------------------------- issue 9: items 15, 17, 18
 
 
@@ -296,3 +277,21 @@ def test_pil_images_and_arrays_align(tmp_path: Path) -> None:
     by_path = np.asarray(align_face(photo, output_size=64, transform_size=64))
     assert np.array_equal(np.asarray(align_face(img, output_size=64, transform_size=64)), by_path)
     assert np.array_equal(np.asarray(align_face(np.asarray(img), output_size=64, transform_size=64)), by_path)
+
+
+# ----------------------------------------------------------------------------- issue 8: names moved to stylegan.imageio
+
+
+def test_old_encoder_names_warn_and_agree(tmp_path: Path, rgb_image: np.ndarray) -> None:
+    import torch
+
+    from encoders.evaluate import pil_to_tensor
+    from encoders.images import save_image_atomic
+    from stylegan.imageio import save_image, to_tensor
+
+    save_image(Image.fromarray(rgb_image), tmp_path / "new.jpg")
+    with pytest.warns(DeprecationWarning, match="stylegan.imageio.save_image"):
+        save_image_atomic(Image.fromarray(rgb_image), tmp_path / "old.jpg")
+    assert (tmp_path / "old.jpg").read_bytes() == (tmp_path / "new.jpg").read_bytes()
+    with pytest.warns(DeprecationWarning, match="stylegan.imageio.to_tensor"):
+        assert torch.equal(pil_to_tensor(Image.fromarray(rgb_image)), to_tensor(rgb_image))

@@ -40,10 +40,10 @@ def test_loads_with_no_path_and_reconstructs_faces() -> None:
     G, E = load_generator(), load_encoder()
     assert E.num_ws == G.num_ws and E.w_dim == G.w_dim
     from encoders import align_face
-    from encoders.evaluate import pil_to_tensor
+    from stylegan.imageio import to_tensor
 
-    hopper = pil_to_tensor(align_face(EXAMPLES / "grace_hopper.jpg", output_size=G.img_resolution))
-    astronaut = pil_to_tensor(align_face(EXAMPLES / "astronaut.png", output_size=G.img_resolution))
+    hopper = to_tensor(align_face(EXAMPLES / "grace_hopper.jpg", output_size=G.img_resolution))
+    astronaut = to_tensor(align_face(EXAMPLES / "astronaut.png", output_size=G.img_resolution))
     with torch.no_grad():
         rec_h = G.synthesis(E.encode(hopper), noise_mode="const")
         rec_a = G.synthesis(E.encode(astronaut), noise_mode="const")

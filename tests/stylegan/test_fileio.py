@@ -11,10 +11,13 @@ import pytest
 from stylegan.errors import UserError
 from stylegan.fileio import (
     atomic_output,
+    atomic_write_text,
     check_input_file,
     check_not_input,
     fit_name,
+    make_temp,
     os_error_message,
+    publish,
     same_file,
     temp_prefix,
 )
@@ -98,3 +101,42 @@ def test_atomic_output_turns_a_full_disk_into_one_line_and_keeps_the_old_file(tm
     with pytest.raises(ValueError):  # anything else is not a write error and keeps its type
         with atomic_output(dest):
             raise ValueError("bug")
+
+
+def test_atomic_output_survives_ctrl_c_and_keeps_the_suffix(tmp_path):
+    dest = tmp_path / "codes.npy"
+    dest.write_text("old")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_output(dest) as tmp:
+            assert tmp.parent == tmp_path and tmp.name.startswith(".codes.npy.") and tmp.name.endswith(".tmp.npy")
+            tmp.write_text("partial")
+            raise KeyboardInterrupt
+    assert dest.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["codes.npy"]
+
+
+def test_atomic_write_text_replaces_with_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        assert atomic_write_text(tmp_path / "a.json", "{}\n") == tmp_path / "a.json"
+        atomic_write_text(tmp_path / "a.json", "caf\u00e9")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").read_text(encoding="utf-8") == "caf\u00e9"
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+@pytest.mark.parametrize("folder", [False, True])
+def test_make_temp_is_private_until_published(tmp_path, folder):
+    dest = tmp_path / "out"
+    tmp = make_temp(dest, ".tmp", folder=folder)
+    assert tmp.name.startswith(".out.") and tmp.is_dir() == folder
+    assert tmp.stat().st_mode & 0o077 == 0  # mkstemp/mkdtemp: nobody else may read it half-written
+    old = os.umask(0o022)
+    try:
+        publish(tmp, dest, folder=folder)
+    finally:
+        os.umask(old)
+    assert dest.stat().st_mode & 0o777 == (0o755 if folder else 0o644)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]

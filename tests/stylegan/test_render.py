@@ -14,17 +14,16 @@ import torch
 
 from stylegan import Generator
 from stylegan.errors import UserError
+from stylegan.imageio import to_uint8
 from stylegan.interpolation import interpolation_path, slerp
 from stylegan.render import (
     MappedPath,
-    image_grid,
     render_frames,
     render_images,
     render_video,
     resolve_device,
     seed_interpolation,
     seeds_to_z,
-    to_uint8,
 )
 from stylegan.specs import PathSpec
 from stylegan.video import write_video
@@ -203,15 +202,6 @@ def test_seed_interpolation_refuses_a_layer_schedule_and_one_seed(G):
         seed_interpolation(G, [1, 2], PathSpec(schedule="coarse-to-fine"))
     with pytest.raises(UserError, match="at least 2 seeds"):
         seed_interpolation(G, [1], PathSpec())
-
-
-def test_image_grid_layout():
-    imgs = [np.full((2, 3, 3), i * 40, np.uint8) for i in range(5)]
-    grid = image_grid(imgs, cols=3, pad=1)
-    assert grid.shape == (2 * 2 + 1, 3 * 3 + 2, 3)
-    assert grid[0, 0, 0] == 0 and grid[0, 4, 0] == 40 and grid[3, 4, 0] == 160
-    assert grid[3, 8, 0] == 0  # the empty sixth cell stays black
-    assert image_grid(imgs).shape == (2 * 2, 3 * 3, 3)  # ceil(sqrt(5)) = 3 columns
 
 
 def test_render_images_matches_render_frames(G, keys):

@@ -18,7 +18,8 @@ import pytest
 from PIL import Image
 
 from stylegan.errors import UserError
-from stylegan.video import MANIFEST, check_output_path, open_writer, output_kind, write_image, write_video
+from stylegan.imageio import save_image
+from stylegan.video import MANIFEST, check_output_path, open_writer, output_kind, write_video
 
 
 def smooth_frames(n: int, w: int = 64, h: int = 48) -> list[np.ndarray]:
@@ -153,15 +154,6 @@ def test_frames_folder_is_lossless_and_numbered(tmp_path):
     assert leftovers(tmp_path) == []
 
 
-def test_write_image_is_atomic_and_checks_extension(tmp_path):
-    img = smooth_frames(1)[0]
-    dest = write_image(img, tmp_path / "grid.png")
-    assert np.array_equal(np.asarray(Image.open(dest)), img)
-    with pytest.raises(UserError, match="unknown image extension"):
-        write_image(img, tmp_path / "grid.xyz")
-    assert leftovers(tmp_path) == []
-
-
 # ----------------------------------------------------------------------------- atomicity
 
 
@@ -258,7 +250,7 @@ def test_outputs_get_the_usual_permissions(tmp_path, name):
     old = os.umask(0o022)
     try:
         if name.endswith(".png"):
-            write_image(smooth_frames(1)[0], tmp_path / name)
+            save_image(smooth_frames(1)[0], tmp_path / name)
         else:
             write_video(smooth_frames(2), tmp_path / name)
     finally:
@@ -359,7 +351,7 @@ def test_disk_full_is_one_line_and_leaves_nothing(tmp_path, name, monkeypatch):
         monkeypatch.setattr(Image.Image, "save", no_space)
     with pytest.raises(UserError, match="disk full") as err:
         if name.endswith(".png"):
-            write_image(smooth_frames(1)[0], tmp_path / name)
+            save_image(smooth_frames(1)[0], tmp_path / name)
         elif name.endswith(".gif"):
             with open_writer(tmp_path / name, fps=10) as w:
                 w._fp.close()
@@ -399,7 +391,7 @@ def test_long_names_fit_or_fail_in_one_line(tmp_path):
     for name in ("b" * 300 + ".mp4", "c" * 300, "d" * 300 + ".png"):
         with pytest.raises(UserError, match="file name too long"):
             if name.endswith(".png"):
-                write_image(smooth_frames(1)[0], tmp_path / name)
+                save_image(smooth_frames(1)[0], tmp_path / name)
             else:
                 write_video(smooth_frames(2), tmp_path / name)
     assert sorted(p.name for p in tmp_path.iterdir()) == [longest]
