@@ -34,6 +34,7 @@ from torch import nn
 
 from stylegan.config import check_int
 from stylegan.errors import UserError
+from stylegan.imageio import from_uint8
 from stylegan.networks import FullyConnectedLayer
 
 from .irse import make_body, make_input_layer, stage_end_indices
@@ -188,7 +189,7 @@ def _check_images(images: Any) -> torch.Tensor:
     if images.ndim != 4 or images.shape[1] != 3 or images.shape[0] == 0 or min(images.shape[2:]) < 1:
         raise UserError(f"encoder expects RGB images shaped [B, 3, H, W], got {tuple(images.shape)}")
     if images.dtype == torch.uint8:
-        return images.float() / 127.5 - 1
+        return from_uint8(images)
     if not images.is_floating_point():
         raise UserError(f"images must be float in [-1, 1] or uint8 in [0, 255], got {images.dtype}")
     lo, hi = torch.aminmax(images.detach())

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 # torch is imported inside the two functions that need it: stylegan.video imports this module
 # for save_image, and writing a video or an image must not pay for loading torch.
 
-__all__ = ["to_uint8", "to_tensor", "image_grid", "save_image", "check_image_name", "JPEG_QUALITY", "Size"]
+__all__ = ["to_uint8", "to_tensor", "from_uint8", "image_grid", "save_image", "check_image_name", "JPEG_QUALITY", "Size"]
 
 #: Pillow's default of 75 visibly blurs skin and hair in faces; at 95 a face is hard to tell
 #: from its PNG, and above 95 files grow quickly for no visible gain.
@@ -100,7 +100,12 @@ def to_tensor(images: Image.Image | np.ndarray) -> torch.Tensor:
     if arr.dtype != np.uint8 or arr.ndim not in (3, 4):
         raise ValueError(f"expected uint8 [H, W, C] or [B, H, W, C], got {arr.dtype} {arr.shape}")
     x = torch.from_numpy(np.array(arr if arr.ndim == 4 else arr[None]))  # a copy: PIL's arrays are read-only
-    return x.permute(0, 3, 1, 2).float() / 127.5 - 1
+    return from_uint8(x.permute(0, 3, 1, 2))
+
+
+def from_uint8(x: torch.Tensor) -> torch.Tensor:
+    """A uint8 tensor of pixels (any layout) as float32 in [-1, 1]: the one formula, ``x / 127.5 - 1``."""
+    return x.float() / 127.5 - 1
 
 
 def image_grid(images: np.ndarray | Sequence[np.ndarray], cols: int | None = None, pad: int = 0) -> np.ndarray:

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from stylegan.errors import UserError
-from stylegan.imageio import JPEG_QUALITY, image_grid, save_image, to_tensor, to_uint8
+from stylegan.imageio import JPEG_QUALITY, from_uint8, image_grid, save_image, to_tensor, to_uint8
 
 # ----------------------------------------------------------------------------- conversions
 
@@ -32,6 +32,15 @@ def test_uint8_tensor_round_trip_is_exact(rgb_image):
     batch = np.stack([rgb_image, rgb_image[::-1]])
     assert np.array_equal(to_uint8(to_tensor(batch)), batch)
     assert torch.equal(to_tensor(Image.fromarray(rgb_image)), x)  # PIL and arrays agree
+
+
+def test_the_encoder_reads_uint8_pixels_with_the_same_formula(rgb_image):
+    """encoders.e4e takes uint8 NCHW tensors; its conversion is from_uint8, as to_tensor's is."""
+    from encoders.e4e import _check_images
+
+    nchw = torch.from_numpy(rgb_image).permute(2, 0, 1)[None].contiguous()
+    assert torch.equal(_check_images(nchw), to_tensor(rgb_image))
+    assert torch.equal(from_uint8(torch.tensor([0, 255], dtype=torch.uint8)), torch.tensor([-1.0, 1.0]))
 
 
 def test_to_tensor_converts_pil_modes_and_refuses_floats(rgb_image):
