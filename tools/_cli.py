@@ -321,13 +321,14 @@ def add_compute_options(parser: argparse.ArgumentParser, quiet: str, device: boo
 
 
 def add_path_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, what: str = "face",
-                     steps: int = 60, kind: bool = True, schedule: bool = True) -> None:
+                     steps: int = 60, kind: bool = True, schedule: bool = True, loop_help: str | None = None) -> None:
     """``--steps --hold --easing [--kind] [--schedule] --loop``: the fields of a :class:`stylegan.specs.PathSpec`.
 
     Args:
         what: what the path passes through, for the help texts ("face", "seed").
         steps: the default of ``--steps``.
         kind, schedule: offer ``--kind`` / ``--schedule`` (a seed path is always a slerp in z).
+        loop_help: the help of ``--loop`` when "back to the first <what>" does not fit.
     """
     parser.add_argument("--steps", type=int, default=steps,
                         help=f"frames per transition, both ends included (default: {steps})")
@@ -341,7 +342,8 @@ def add_path_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, 
     if schedule:
         parser.add_argument("--schedule", choices=SCHEDULE_CHOICES, default="uniform",
                             help="when coarse/middle/fine styles change (default: uniform)")
-    parser.add_argument("--loop", action="store_true", help=f"end with a transition back to the first {what}")
+    parser.add_argument("--loop", action="store_true",
+                        help=loop_help or f"end with a transition back to the first {what}")
 
 
 def add_video_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, fps: float = 30) -> None:

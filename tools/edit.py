@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scale", type=float, default=1.0, help="arithmetic: A + scale * (C - B) (default: 1)")
     parser.add_argument("--sweep", action="store_true", help="a video sweeping the strength from -S to +S")
     sweep = parser.add_argument_group("sweep video (--sweep)")
-    add_path_options(sweep, what="end", steps=31, kind=False, schedule=False)
+    add_path_options(sweep, what="end of the sweep", steps=31, kind=False, schedule=False,
+                     loop_help="sweep back to -S too, for a seamless loop")
     add_video_options(sweep, fps=15)
     parser.add_argument("--sheet", action="store_true",
                         help="one contact sheet: every input along every --direction at --strengths, "

@@ -88,6 +88,16 @@ def test_sweep_runs_from_minus_to_plus_side_by_side(codes, model_file, tmp_path)
     assert np.abs(first - middle).mean() > 1 and np.abs(last - middle).mean() > 1
 
 
+def test_sweep_takes_hold_easing_and_loop_like_a_morph(codes, model_file, tmp_path):
+    (a, _, _), direction, _ = codes
+    out = tmp_path / "held"
+    assert run(a, "--direction", direction, "--sweep", "--steps", "5", "--hold", "2", "--easing", "cosine",
+               "--loop", "-o", out, model=model_file) == 0
+    frames = [np.asarray(Image.open(f)) for f in sorted(out.glob("frame_*.png"))]
+    assert len(frames) == 2 * (2 + 5 - 1)  # a loop through two ends: K * (hold + steps - 1)
+    assert np.array_equal(frames[0], frames[1]) and np.array_equal(frames[1], frames[2])  # held at -S
+
+
 def test_sheet_has_a_row_per_input_and_direction(codes, model_file, tmp_path):
     (a, b, c), direction, _ = codes
     out = tmp_path / "sheet.png"
