@@ -22,6 +22,8 @@ _EXPORTS = {
     "slerp": "interpolation",
     "render_frames": "render", "render_video": "render", "resolve_device": "render",
     "open_writer": "video", "write_video": "video",
+    "PathSpec": "specs", "RenderSpec": "specs",
+    "to_uint8": "imageio", "to_tensor": "imageio", "image_grid": "imageio", "save_image": "imageio",
 }
 
 __all__ = list(_EXPORTS)
