@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 # torch is imported inside the two functions that need it: stylegan.video imports this module
 # for save_image, and writing a video or an image must not pay for loading torch.
 
-__all__ = ["to_uint8", "to_tensor", "from_uint8", "image_grid", "save_image", "check_image_name", "JPEG_QUALITY", "Size"]
+__all__ = [
+    "to_uint8", "to_tensor", "from_uint8", "image_grid", "save_image", "check_image_name", "JPEG_QUALITY", "Size"
+]
 
 #: Pillow's default of 75 visibly blurs skin and hair in faces; at 95 a face is hard to tell
 #: from its PNG, and above 95 files grow quickly for no visible gain.

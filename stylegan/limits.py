@@ -32,10 +32,9 @@ from typing import Callable
 from .errors import UserError
 
 __all__ = [
-    "MAX_SIZE", "MAX_FPS", "MAX_FRAMES", "MAX_BATCH", "CONFIRM_FRAMES", "CONFIRM_SECONDS", "MAX_IMAGE_PIXELS", "BYTES_PER_PIXEL",
-    "check_size", "check_fps", "check_crf", "check_frame_count", "check_grid", "RenderPlan", "measure_seconds_per_frame",
-    "measure_generator",
-    "human_bytes", "human_seconds",
+    "MAX_SIZE", "MAX_FPS", "MAX_FRAMES", "MAX_BATCH", "CONFIRM_FRAMES", "CONFIRM_SECONDS", "MAX_IMAGE_PIXELS",
+    "BYTES_PER_PIXEL", "check_size", "check_fps", "check_crf", "check_frame_count", "check_grid", "RenderPlan",
+    "measure_seconds_per_frame", "measure_generator", "human_bytes", "human_seconds"
 ]
 
 MAX_SIZE = 4096  # 4096^2 RGB frames are 48 MB each; the largest StyleGAN2 models are 1024 px

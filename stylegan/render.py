@@ -36,8 +36,8 @@ from .specs import PathSpec, specs_from_keywords
 from .video import DEFAULT_CRF, write_video
 
 __all__ = [
-    "resolve_device", "to_uint8", "check_codes", "MAX_CODE_ABS", "render_frames", "render_video", "render_images", "render_seeds", "seeds_to_z",
-    "MappedPath", "seed_interpolation", "image_grid", "Size",
+    "resolve_device", "to_uint8", "check_codes", "MAX_CODE_ABS", "render_frames", "render_video", "render_images",
+    "render_seeds", "seeds_to_z", "MappedPath", "seed_interpolation", "image_grid", "Size"
 ]
 
 #: Largest |value| a W+ code may hold. Real codes, edits included, stay within about

@@ -10,12 +10,14 @@ import sys
 import threading
 from typing import Callable, Mapping
 
-__all__ = ["TRAINING_INTERRUPTED", "run_tool", "run_cli", "Terminated", "flag_names", "add_yes_option", "refine_steps", "add_refine_option",
-           "add_model_options", "add_precision_option", "add_threads_option", "threads_value", "default_threads",
-           "apply_threads", "keep_freed_memory", "DEVICE_CHOICES", "add_device_option", "add_batch_size_option",
-           "PRECISION_CHOICES", "NOISE_MODE_CHOICES", "EASING_CHOICES", "KIND_CHOICES", "SCHEDULE_CHOICES",
-           "stderr_logger", "report_folder", "add_compute_options", "add_path_options", "add_video_options", "add_size_option",
-           "add_noise_option", "path_spec", "render_spec"]
+__all__ = [
+    "TRAINING_INTERRUPTED", "run_tool", "run_cli", "Terminated", "flag_names", "add_yes_option", "refine_steps",
+    "add_refine_option", "add_model_options", "add_precision_option", "add_threads_option", "threads_value",
+    "default_threads", "apply_threads", "keep_freed_memory", "DEVICE_CHOICES", "add_device_option",
+    "add_batch_size_option", "PRECISION_CHOICES", "NOISE_MODE_CHOICES", "EASING_CHOICES", "KIND_CHOICES",
+    "SCHEDULE_CHOICES", "stderr_logger", "report_folder", "add_compute_options", "add_path_options",
+    "add_video_options", "add_size_option", "add_noise_option", "path_spec", "render_spec"
+]
 
 # What a trainer says on Ctrl-C: its checkpoints are written atomically, so the last one is whole.
 TRAINING_INTERRUPTED = "interrupted; the last checkpoint in the run directory is intact"
