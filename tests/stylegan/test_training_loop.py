@@ -88,7 +88,7 @@ def test_runs_writes_csv_means_and_last(tmp_path: Path) -> None:
     assert [float(r["score"]) for r in rows] == [3.0, 1.0]
     assert list(rows[0]) == ["step", "seconds", "x", "score", "sec_per_step"]
     assert task.samples == ["step_000002.png", "step_000004.png"] and task.after == 2
-    assert torch.load(tmp_path / "last.pt")["step"] == 4
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 4
     assert json.loads((tmp_path / "train_config.json").read_text()) == {"total": 4}
 
 
@@ -96,7 +96,7 @@ def test_best_only_when_the_metric_improves(tmp_path: Path) -> None:
     task = ScriptedTask([3.0, 1.0, 2.0, 0.5, 0.5])
     msgs = _run(task, tmp_path, 10)
     assert [s for name, s in task.saved if name == "best.pt"] == [2, 4, 8]  # not 6 (worse), not 10 (equal)
-    assert torch.load(tmp_path / "best.pt")["step"] == 8
+    assert torch.load(tmp_path / "best.pt", weights_only=True)["step"] == 8
     best = json.loads((tmp_path / "best.json").read_text())
     assert best["step"] == 8 and best["value"] == 0.5 and "previous best 1" in best["reason"]
     assert [m.endswith("*best*") for m in msgs] == [True, True, False, True, False]
@@ -105,7 +105,7 @@ def test_best_only_when_the_metric_improves(tmp_path: Path) -> None:
 def test_resume_continues_step_counter_state_and_best(tmp_path: Path) -> None:
     first = ScriptedTask([2.0, 1.0])
     _run(first, tmp_path, 4)
-    assert torch.load(tmp_path / "state.pt")["step"] == 4
+    assert torch.load(tmp_path / "state.pt", weights_only=True)["step"] == 4
 
     second = ScriptedTask([5.0, 0.5])  # 5 is worse than the saved best 1: no new best.pt at step 6
     msgs = _run(second, tmp_path, 8)
@@ -113,9 +113,9 @@ def test_resume_continues_step_counter_state_and_best(tmp_path: Path) -> None:
     assert float(second.w) == 8  # the state was loaded (4) and four more steps ran
     assert [int(r["step"]) for r in _rows(tmp_path)] == [2, 4, 6, 8]
     assert [s for name, s in second.saved if name == "best.pt"] == [8]
-    st = torch.load(tmp_path / "state.pt")
+    st = torch.load(tmp_path / "state.pt", weights_only=True)
     assert (st["step"], st["best"]) == (8, 0.5)
-    assert torch.load(tmp_path / "last.pt")["step"] == 8
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 8
 
 
 def test_no_resume_starts_over(tmp_path: Path) -> None:
@@ -147,12 +147,12 @@ def test_time_budget_stops_and_counts_across_resumes(tmp_path: Path, monkeypatch
     msgs = _run(task, tmp_path, 100, max_minutes=2.0)  # 30 s a step: 4 steps fill 2 minutes
     assert float(task.w) == 4
     assert any("time budget of 2.0 min reached at step 4" in m for m in msgs)
-    assert torch.load(tmp_path / "state.pt")["seconds"] == pytest.approx(120)
+    assert torch.load(tmp_path / "state.pt", weights_only=True)["seconds"] == pytest.approx(120)
 
     again = ScriptedTask([1.0] * 10, clock)
     _run(again, tmp_path, 100, max_minutes=3.0)  # 2 minutes already spent: one more minute, 2 steps
     assert float(again.w) == 6
-    assert torch.load(tmp_path / "state.pt")["step"] == 6
+    assert torch.load(tmp_path / "state.pt", weights_only=True)["step"] == 6
 
 
 def test_budget_spent_before_any_step(tmp_path: Path) -> None:
