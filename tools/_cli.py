@@ -149,17 +149,23 @@ def report_folder(result, log: Callable[[str], None], quiet: bool, left_out: str
         print(result.summary())
 
 
-def refine_steps(text: str) -> int | str:
-    """argparse type for ``--refine``: ``auto`` or a number of steps >= 0."""
+def _auto_or_count(text: str, what: str, low: int, high: int | None = None) -> int | str:
+    """argparse type for ``auto`` or a whole number of ``what`` from ``low`` (to ``high``)."""
     if text == "auto":
         return text
     try:
-        steps = int(text)
+        value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of steps or 'auto', got {text!r}") from None
-    if steps < 0:
-        raise argparse.ArgumentTypeError(f"steps must be >= 0, got {steps}")
-    return steps
+        raise argparse.ArgumentTypeError(f"expected a number of {what} or 'auto', got {text!r}") from None
+    if value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f">= {low}"
+        raise argparse.ArgumentTypeError(f"{what} must be {bounds}, got {value}")
+    return value
+
+
+def refine_steps(text: str) -> int | str:
+    """argparse type for ``--refine``: ``auto`` or a number of steps >= 0."""
+    return _auto_or_count(text, "steps", 0)
 
 
 def _seconds(text: str) -> float:
@@ -206,16 +212,8 @@ def add_precision_option(parser: argparse.ArgumentParser, training: bool = False
 
 
 def threads_value(text: str) -> int | str:
-    """argparse type for ``--threads``: ``auto`` or a count >= 1."""
-    if text == "auto":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of threads or 'auto', got {text!r}") from None
-    if not 1 <= value <= 1024:
-        raise argparse.ArgumentTypeError(f"must be from 1 to 1024, got {value}")
-    return value
+    """argparse type for ``--threads``: ``auto`` or a count from 1 to 1024."""
+    return _auto_or_count(text, "threads", 1, 1024)
 
 
 def add_threads_option(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tools._cli import (DEVICE_CHOICES, add_batch_size_option, add_compute_options, add_device_option, path_spec,
-                        render_spec)
+                        refine_steps, render_spec, threads_value)
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools"
 
@@ -117,3 +117,16 @@ def test_a_library_message_from_a_spec_names_the_flag(capsys):
 
     assert main(["--interp", "--seeds", "0,1", "--hold", "-1", "-q"]) == 1
     assert capsys.readouterr().err.strip() == "error: --hold must be 0 or more frames and at most 1,000,000, got -1"
+
+
+@pytest.mark.parametrize("parse, good, bad", [
+    (refine_steps, {"auto": "auto", "0": 0, "250": 250}, {"-1": "steps must be >= 0", "x": "number of steps"}),
+    (threads_value, {"auto": "auto", "1": 1, "1024": 1024},
+     {"0": "threads must be from 1 to 1024", "1025": "from 1 to 1024", "2.5": "number of threads"}),
+])
+def test_auto_or_count_options(parse, good, bad):
+    for text, value in good.items():
+        assert parse(text) == value
+    for text, message in bad.items():
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            parse(text)
